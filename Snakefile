@@ -1,0 +1,28 @@
+"""Towards Adversarially Robust Deep Metric Learning (Ke, arXiv 2501.01025), reproduced.
+
+prepare_data -> train -> attack -> evaluate -> tables, figures. Default config: the quick
+offline demo; the paper: `--configfile config/config.yaml`.
+"""
+
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/demo.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/attack.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        TABLES,
+        FIGURES,
+    default_target: True

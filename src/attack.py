@@ -1,0 +1,58 @@
+"""Rule attack: adversarial versions of the whole test set against one trained model."""
+
+import argparse
+import json
+import logging
+import time
+
+from robdml.attacks.runner import attack_test_set
+from robdml.data.prepared import load_split
+from robdml.data.transforms import to_unit_range
+from robdml.io import spec_hash, torch_save
+from robdml.models import load_model
+from robdml.runtime import setup
+
+ADVERSARIAL_FORMAT = "robdml-adversarial/1"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--spec", required=True, help="attack spec (robdml.config.attack_spec)")
+    parser.add_argument("--eps", type=float, required=True, help="budget in units of 1/255")
+    parser.add_argument("--model", required=True, help="trained model file")
+    parser.add_argument("--data", required=True, help="prepared test split")
+    parser.add_argument("--out", required=True, help="output: adversarial test images")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    spec = json.loads(args.spec)
+    device = setup(args.threads, args.device, spec["kmeans_seed"])
+    model, model_spec = load_model(args.model, device)
+    split = load_split(args.data)
+    started = time.perf_counter()
+    result = attack_test_set(
+        model, to_unit_range(split["images"]), split["labels"], spec, args.eps,
+        spec["kmeans_seed"], spec["batch_size"], device,
+    )  # fmt: skip
+    seconds = time.perf_counter() - started
+    logging.info(
+        "objective %.4f -> %.4f in %.1f s",
+        result["objective_clean"], result["objective_adversarial"], seconds,
+    )  # fmt: skip
+    torch_save(
+        args.out,
+        {
+            "format": ADVERSARIAL_FORMAT,
+            **result,
+            "labels": split["labels"],
+            "eps_255": args.eps,
+            "attack": spec,
+            "source_model_spec_hash": spec_hash(model_spec),
+            "seconds": seconds,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Rule evaluate: clustering (NMI, AMI, ARI, F1) and retrieval (R@K, MAP@R) metrics of one
+model on the clean or an adversarial test set; one JSON with ids, config and versions."""
+
+import argparse
+import json
+import logging
+import time
+
+import torch
+
+from robdml.data.prepared import load_split
+from robdml.data.transforms import to_unit_range
+from robdml.embedding import embed
+from robdml.io import package_versions, spec_hash, write_json
+from robdml.metrics import evaluate_clustering, retrieval_metrics
+from robdml.models import load_model
+from robdml.runtime import setup
+
+
+def load_images(path: str) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """(float images in [0, 1], labels, attack record or {}) from a split or adversarial file."""
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    if payload.get("format") == "robdml-adversarial/1":
+        record = {
+            key: payload[key]
+            for key in (
+                "attack",
+                "eps_255",
+                "source_model_spec_hash",
+                "objective_clean",
+                "objective_adversarial",
+            )
+        }
+        record["perturbed_fraction"] = payload["perturbed"].float().mean().item()
+        return payload["images"], payload["labels"], record
+    split = load_split(path)
+    return to_unit_range(split["images"]), split["labels"], {}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--spec", required=True, help="evaluation spec (robdml.config)")
+    parser.add_argument("--ids", required=True, help="identifiers of this result, as JSON")
+    parser.add_argument("--model", required=True, help="trained model file")
+    parser.add_argument("--images", required=True, help="prepared test split or adversarial file")
+    parser.add_argument("--out", required=True, help="output: metrics JSON")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    spec, ids = json.loads(args.spec), json.loads(args.ids)
+    device = setup(args.threads, args.device, spec["kmeans_seed"])
+    model, model_spec = load_model(args.model, device)
+    images, labels, attack = load_images(args.images)
+
+    started = time.perf_counter()
+    embeddings = embed(model, images, spec["batch_size"], device)
+    embedded = time.perf_counter()
+    metrics = evaluate_clustering(
+        embeddings.numpy(), labels.numpy(), spec["kmeans_seed"], spec["kmeans_n_init"],
+    )  # fmt: skip
+    clustered = time.perf_counter()
+    metrics |= retrieval_metrics(embeddings, labels, ks=tuple(spec["recall_ks"]))
+    finished = time.perf_counter()
+    logging.info("%s: %s", ids, {key: round(value, 4) for key, value in metrics.items()})
+
+    config = {"model": model_spec, "attack": attack, "evaluation": spec}
+    write_json(
+        args.out,
+        {
+            "ids": ids,
+            "metrics": metrics,
+            "n_test_images": len(labels),
+            "n_test_classes": int(labels.unique().numel()),
+            "config": config,
+            "config_hash": spec_hash(config),
+            "versions": package_versions(),
+            "seconds": {
+                "embed": embedded - started,
+                "cluster": clustered - embedded,
+                "retrieval": finished - clustered,
+            },
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""Rule prepare_data: raw dataset -> prepared train/test split files."""
+
+import argparse
+import json
+import logging
+
+from robdml.data.sources import prepare
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--spec", required=True, help="dataset config entry, as JSON")
+    parser.add_argument("--train", required=True, help="output: prepared training split")
+    parser.add_argument("--test", required=True, help="output: prepared test split")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    summary = prepare(json.loads(args.spec), args.train, args.test)
+    logging.info("prepared: %s", summary)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Loading and validating the workflow config, and the narrow per-step specs built from it.
+
+Validation is two-stage: the whole file against workflow/schemas/config.schema.yaml, then every
+named defense/attack, merged over its method's defaults, against that method's definition. Any
+problem stops with one line naming the key, e.g.
+`config/demo.yaml: datasets.glyphs: unknown key 'imagesize' (allowed: channels, image_size, ...)`.
+"""
+
+import copy
+from pathlib import Path
+
+import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config problem, with a one-line message that names the offending key."""
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def validate_config(config: dict, schema: dict, source: str = "config") -> dict:
+    """Check `config`; return it with every defense and attack resolved (`method` + all params)."""
+    check(config, schema, schema, source, "")
+    resolved = copy.deepcopy(config)
+    for section, methods in (("defenses", "defense_methods"), ("attacks", "attack_methods")):
+        method_schemas = schema["properties"][methods]["properties"]
+        for name, entry in config[section].items():
+            where = f"{section}.{name}"
+            method = entry["method"]
+            if method not in method_schemas:
+                raise ConfigError(
+                    f"{source}: {where}.method: unknown method {method!r} "
+                    f"(known: {', '.join(sorted(method_schemas))})"
+                )
+            if method not in config[methods]:
+                raise ConfigError(
+                    f"{source}: {where}.method: {method!r} has no defaults in `{methods}`"
+                )
+            merged = deep_merge(config[methods][method], entry)
+            check(merged, method_schemas[method], schema, source, where)
+            resolved[section][name] = merged
+    main_eps = config["report"]["main_eps_255"]
+    if main_eps not in config["evaluation"]["eps_255"]:
+        raise ConfigError(f"{source}: report.main_eps_255: {main_eps} is not in evaluation.eps_255")
+    return resolved
+
+
+def load_config(path: str | Path, schema_path: str | Path = SCHEMA_PATH) -> dict:
+    """Read, validate and resolve a config file."""
+    config = yaml.safe_load(Path(path).read_text())
+    return validate_config(config, load_schema(schema_path), source=str(path))
+
+
+def check(instance, subschema: dict, root: dict, source: str, where: str) -> None:
+    """Validate `instance` against `subschema` (refs resolved in `root`); raise a one-liner."""
+    validator = Draft202012Validator({**subschema, "$defs": root.get("$defs", {})})
+    error = best_match(validator.iter_errors(instance))
+    if error is not None:
+        raise ConfigError(describe(error, source, where))
+
+
+def describe(error: ValidationError, source: str, where: str) -> str:
+    """One line: file, dotted key path, and what is wrong with it."""
+    path = ".".join([where] * bool(where) + [str(part) for part in error.absolute_path])
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        keys = ", ".join(repr(key) for key in unknown)
+        return (
+            f"{source}: {path or '<top level>'}: unknown key {keys} (allowed: {', '.join(allowed)})"
+        )
+    return f"{source}: {path or '<top level>'}: {error.message}"
+
+
+def deep_merge(defaults: dict, overrides: dict) -> dict:
+    """`defaults` updated by `overrides`, recursing into nested mappings."""
+    merged = copy.deepcopy(defaults)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def train_spec(config: dict, dataset: str, backbone: str, defense: str, seed: int) -> dict:
+    """Exactly what determines a trained model: nothing else may trigger retraining."""
+    return {
+        "dataset": config["datasets"][dataset],
+        "backbone": config["backbones"][backbone],
+        "training": config["training"],
+        "defense": config["defenses"][defense],
+        "seed": int(seed),
+    }
+
+
+def attack_spec(config: dict, attack: str) -> dict:
+    """Exactly what determines an attack's output for a given model and eps."""
+    return {
+        **config["attacks"][attack],
+        "kmeans_seed": config["evaluation"]["kmeans_seed"],
+        "batch_size": config["evaluation"]["batch_size"],
+    }
+
+
+def evaluation_spec(config: dict) -> dict:
+    """Exactly what determines the metrics of a given set of embeddings."""
+    return config["evaluation"]

@@ -1,0 +1,1 @@
+"""Datasets: rendering/downloading, the prepared split files, and image transforms."""

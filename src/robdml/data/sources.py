@@ -1,0 +1,31 @@
+"""Turning a dataset's raw source into the prepared train/test split files."""
+
+from pathlib import Path
+
+from robdml.data.glyphs import class_disjoint_split, render_glyphs
+from robdml.data.prepared import save_split
+
+
+def prepare_glyphs(spec: dict, train_path: str | Path, test_path: str | Path) -> dict:
+    """Render the glyphs, split the classes, write both splits; returns a summary."""
+    glyphs = render_glyphs(spec["image_size"], spec["merge_threshold"])
+    train_mask, test_mask = class_disjoint_split(
+        glyphs.labels, spec["n_train_classes"], spec["split_seed"]
+    )
+    meta = {"source": "glyphs", "spec": spec}
+    for path, mask in ((train_path, train_mask), (test_path, test_mask)):
+        save_split(path, glyphs.images[mask], glyphs.labels[mask], glyphs.class_names, meta)
+    return {
+        "train_images": int(train_mask.sum()),
+        "train_classes": int(glyphs.labels[train_mask].unique().numel()),
+        "test_images": int(test_mask.sum()),
+        "test_classes": int(glyphs.labels[test_mask].unique().numel()),
+    }
+
+
+PREPARERS = {"glyphs": prepare_glyphs}
+
+
+def prepare(spec: dict, train_path: str | Path, test_path: str | Path) -> dict:
+    """Prepare the dataset described by `spec` (dispatch on `spec['source']`)."""
+    return PREPARERS[spec["source"]](spec, train_path, test_path)

@@ -1,0 +1,21 @@
+"""Image transforms: uint8 tensors in, float images in [0, 1] out (the model normalises)."""
+
+from collections.abc import Callable
+
+import torch
+
+
+def to_unit_range(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float32 [0, 1]."""
+    return images.float().div_(255)
+
+
+def train_transform(dataset: dict) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
+    """The training-time transform named by `dataset['train_transform']`.
+
+    `none`: glyphs are centred renders, and a flip would turn b into d, so no augmentation.
+    """
+    kind = dataset["train_transform"]
+    if kind == "none":
+        return lambda images, generator: to_unit_range(images)
+    raise ValueError(f"unknown train_transform {kind!r}")

@@ -1,0 +1,57 @@
+"""Figures (seaborn) from the long results table; each saved as PNG and PDF."""
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from robdml.io import atomic_write  # noqa: E402
+
+
+def save(figure, stem: Path) -> None:
+    """Write `stem`.png and `stem`.pdf atomically."""
+    for suffix in (".png", ".pdf"):
+        path = stem.with_suffix(suffix)
+        atomic_write(path, lambda tmp, s=suffix: figure.savefig(tmp, format=s[1:], dpi=150))
+    plt.close(figure)
+
+
+def nmi_by_defense(long: pd.DataFrame, eps_255: float, stem: Path) -> None:
+    """Bar plot: NMI of every defense, clean and under each attack at `eps_255`, per
+    dataset/backbone panel; error bars are the std over seeds. The dashed line is chance NMI."""
+    selected = long[(long["attack"] == "clean") | (long["eps_255"] == eps_255)].copy()
+    selected["condition"] = selected["attack"].where(
+        selected["attack"] == "clean", selected["attack"] + f" ({eps_255:g}/255)"
+    )
+    selected["setting"] = selected["dataset"] + " / " + selected["backbone"]
+    grid = sns.catplot(
+        data=selected, kind="bar", x="defense", y="nmi", hue="condition", col="setting",
+        errorbar="sd", height=3.5, aspect=1.4, sharey=True,
+    )  # fmt: skip
+    chance = selected["nmi_chance"].mean()
+    for axis in grid.axes.flat:
+        axis.axhline(chance, color="grey", linestyle="--", linewidth=1)
+        axis.tick_params(axis="x", rotation=30)
+    grid.set_axis_labels("defense", "NMI (k-means, test classes)")
+    save(grid.figure, stem)
+
+
+def metric_vs_eps(long: pd.DataFrame, metric: str, stem: Path) -> None:
+    """Line plot: worst case over attacks of `metric` against eps, one line per defense."""
+    clean = long[long["attack"] == "clean"].copy()
+    attacked = long[long["attack"] != "clean"]
+    ids = ["dataset", "backbone", "defense", "seed", "eps_255"]
+    worst = attacked.groupby(ids, as_index=False)[metric].min()
+    clean["eps_255"] = 0.0
+    curve = pd.concat([clean[ids + [metric]], worst], ignore_index=True)
+    curve["setting"] = curve["dataset"] + " / " + curve["backbone"]
+    grid = sns.relplot(
+        data=curve, kind="line", x="eps_255", y=metric, hue="defense", col="setting",
+        errorbar="sd", marker="o", height=3.5, aspect=1.3,
+    )  # fmt: skip
+    grid.set_axis_labels("eps (/255), worst case over attacks", metric)
+    save(grid.figure, stem)

@@ -1,0 +1,19 @@
+"""Evaluation metrics: clustering-based inference (k-means + NMI/AMI/ARI/F1) and retrieval."""
+
+from robdml.metrics.clustering import (
+    chance_nmi,
+    clustering_metrics,
+    evaluate_clustering,
+    kmeans_assign,
+    pairwise_f1,
+)
+from robdml.metrics.retrieval import retrieval_metrics
+
+__all__ = [
+    "chance_nmi",
+    "clustering_metrics",
+    "evaluate_clustering",
+    "kmeans_assign",
+    "pairwise_f1",
+    "retrieval_metrics",
+]

@@ -1,0 +1,75 @@
+"""Result tables from the per-evaluation JSON files (pandas).
+
+`long`: one row per JSON. `main`: per (dataset, backbone, defense), clean and adversarial
+NMI / F1 / R@1 side by side, where "adversarial" is the worst case over attacks at the main eps
+(per seed and metric), as mean +- std over seeds, with ARI and the chance NMI next to them.
+"""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+IDS = ["dataset", "backbone", "defense", "seed", "attack", "eps_255"]
+GROUP = ["dataset", "backbone", "defense"]
+MAIN_METRICS = {"nmi": "NMI", "f1": "F1", "recall@1": "R@1", "ari": "ARI"}
+
+
+def load_results(paths: list[str | Path]) -> pd.DataFrame:
+    """One row per metrics JSON: identifiers, metrics, config hash."""
+    rows = []
+    for path in paths:
+        result = json.loads(Path(path).read_text())
+        rows.append({**result["ids"], **result["metrics"], "config_hash": result["config_hash"]})
+    frame = pd.DataFrame(rows)
+    return frame.sort_values(IDS, kind="stable").reset_index(drop=True)
+
+
+def worst_case(long: pd.DataFrame, eps_255: float) -> pd.DataFrame:
+    """Per (dataset, backbone, defense, seed): the minimum of each metric over attacks at eps."""
+    attacked = long[(long["attack"] != "clean") & (long["eps_255"] == eps_255)]
+    metrics = list(MAIN_METRICS) + ["nmi_chance"]
+    return attacked.groupby(GROUP + ["seed"], as_index=False)[metrics].min()
+
+
+def mean_std(values: pd.Series) -> str:
+    """'0.812 ± 0.004' over seeds ('0.812' for a single seed)."""
+    if len(values) == 1:
+        return f"{values.iloc[0]:.3f}"
+    return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}"
+
+
+def main_table(long: pd.DataFrame, eps_255: float) -> pd.DataFrame:
+    """Clean vs worst-case adversarial metrics per defense, mean ± std over seeds."""
+    clean = long[long["attack"] == "clean"]
+    adversarial = worst_case(long, eps_255)
+    columns = {}
+    for metric, label in MAIN_METRICS.items():
+        columns[f"clean {label}"] = clean.groupby(GROUP)[metric].agg(mean_std)
+        columns[f"adv {label}"] = adversarial.groupby(GROUP)[metric].agg(mean_std)
+    columns["chance NMI"] = adversarial.groupby(GROUP)["nmi_chance"].mean().map("{:.3f}".format)
+    columns["seeds"] = clean.groupby(GROUP)["seed"].nunique()
+    return pd.DataFrame(columns).reset_index()
+
+
+def write_tables(paths: list[str | Path], eps_255: float, out: dict[str, Path]) -> None:
+    """Write long.csv and main.{csv,md,tex} (paths given by `out`)."""
+    from robdml.io import atomic_write
+
+    long = load_results(paths)
+    main = main_table(long, eps_255)
+    caption = (
+        f"Clean vs adversarial (worst case over attacks, eps {eps_255:g}/255) clustering and "
+        "retrieval metrics; mean ± std over seeds."
+    )
+    atomic_write(out["long"], lambda tmp: long.to_csv(tmp, index=False))
+    atomic_write(out["csv"], lambda tmp: main.to_csv(tmp, index=False))
+    atomic_write(
+        out["md"], lambda tmp: tmp.write_text(f"{caption}\n\n{main.to_markdown(index=False)}\n")
+    )
+    atomic_write(
+        out["tex"],
+        lambda tmp: tmp.write_text(
+            main.to_latex(index=False, caption=caption, label="tab:main").replace("±", r"$\pm$")
+        ),
+    )

@@ -1,0 +1,154 @@
+"""The shared training loop: every defense runs inside it.
+
+AdamW with three parameter groups (trunks, heads, proxies at lr x multiplier), warm-up epochs
+that train only heads and proxies, step decay, BatchNorm freezing, gradient value clipping,
+a checkpoint after every epoch and exact resume (all randomness of an epoch is drawn from a
+generator seeded by (seed, epoch)).
+"""
+
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from robdml.data.transforms import train_transform
+from robdml.defenses import StepContext, build_defense
+from robdml.io import spec_hash, torch_save
+from robdml.losses import proxy_anchor_loss
+from robdml.models import build_members, save_model
+from robdml.runtime import generator
+
+log = logging.getLogger(__name__)
+
+
+def train(
+    spec: dict,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    model_path: str | Path,
+    checkpoint_path: str | Path,
+    device: torch.device,
+) -> list[dict]:
+    """Train the model described by `spec` on uint8 `images` with labels 0..C-1.
+
+    Resumes from `checkpoint_path` when it holds an unfinished run of the same spec; writes
+    `model_path` atomically at the end and removes the checkpoint. Returns the per-epoch history.
+    """
+    recipe, seed = spec["training"], spec["seed"]
+    defense = build_defense(spec["defense"])
+    members = [member.to(device) for member in build_members(spec, defense.n_members)]
+    n_classes = int(labels.max()) + 1
+    pal_losses = []
+    for index in range(defense.n_members):
+        torch.manual_seed(seed + index)
+        pal = proxy_anchor_loss(n_classes, spec["backbone"]["embedding_dim"], recipe)
+        pal_losses.append(pal.to(device))
+    optimizer = make_optimizer(members, pal_losses, recipe)
+    masks = defense.member_masks(labels, seed)
+    augment = train_transform(spec["dataset"])
+
+    history: list[dict] = []
+    first_epoch = 0
+    checkpoint_path = Path(checkpoint_path)
+    state = load_checkpoint(checkpoint_path, spec)
+    if state is not None:
+        for member, member_state in zip(members, state["members"], strict=True):
+            member.load_state_dict(member_state)
+        for pal, pal_state in zip(pal_losses, state["pal_losses"], strict=True):
+            pal.load_state_dict(pal_state)
+        optimizer.load_state_dict(state["optimizer"])
+        history, first_epoch = state["history"], state["epoch"] + 1
+        log.info("resuming from %s after epoch %d", checkpoint_path, state["epoch"])
+
+    for epoch in range(first_epoch, recipe["epochs"]):
+        set_epoch(members, optimizer, recipe, epoch)
+        epoch_generator = generator(seed, epoch)
+        step = StepContext(members, pal_losses, epoch_generator)
+        order = torch.randperm(len(labels), generator=epoch_generator)
+        batch_size = recipe["batch_size"]
+        n_batches = len(order) // batch_size
+        total = 0.0
+        progress = tqdm(
+            range(n_batches), desc=f"epoch {epoch + 1}/{recipe['epochs']}", mininterval=5
+        )
+        for batch in progress:
+            index = order[batch * batch_size : (batch + 1) * batch_size]
+            batch_images = augment(images[index], epoch_generator).to(device)
+            loss = defense.loss(
+                step, batch_images, labels[index].to(device), masks[index].to(device)
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            parameters = [p for group in optimizer.param_groups for p in group["params"]]
+            nn.utils.clip_grad_value_(parameters, recipe["grad_clip_value"])
+            optimizer.step()
+            total += loss.item()
+            progress.set_postfix(loss=f"{loss.item():.3f}")
+        history.append({"epoch": epoch + 1, "loss": total / max(n_batches, 1)})
+        log.info("epoch %d: mean loss %.4f", epoch + 1, history[-1]["loss"])
+        torch_save(
+            checkpoint_path,
+            {
+                "spec_hash": spec_hash(spec),
+                "epoch": epoch,
+                "members": [member.state_dict() for member in members],
+                "pal_losses": [pal.state_dict() for pal in pal_losses],
+                "optimizer": optimizer.state_dict(),
+                "history": history,
+            },
+        )
+
+    save_model(model_path, spec, [member.cpu() for member in members], history)
+    checkpoint_path.unlink(missing_ok=True)
+    return history
+
+
+def make_optimizer(members: list[nn.Module], pal_losses: list[nn.Module], recipe: dict):
+    """AdamW over trunks, heads and proxies; proxies learn `proxy_lr_multiplier` times faster."""
+    lr = recipe["lr"]
+    groups = [
+        {"name": "trunk", "params": [p for m in members for p in m.trunk.parameters()], "lr": lr},
+        {"name": "head", "params": [p for m in members for p in m.head.parameters()], "lr": lr},
+        {
+            "name": "proxies",
+            "params": [p for pal in pal_losses for p in pal.parameters()],
+            "lr": lr * recipe["proxy_lr_multiplier"],
+        },
+    ]
+    for group in groups:
+        group["base_lr"] = group["lr"]
+    return torch.optim.AdamW(groups, weight_decay=recipe["weight_decay"])
+
+
+def set_epoch(members: list[nn.Module], optimizer, recipe: dict, epoch: int) -> None:
+    """Apply warm-up (trunks frozen), step decay and BatchNorm freezing for this epoch."""
+    warming_up = epoch < recipe["warmup_epochs"]
+    decay_step = recipe["lr_decay_step"]
+    factor = recipe["lr_decay_gamma"] ** (epoch // decay_step) if decay_step else 1.0
+    for group in optimizer.param_groups:
+        group["lr"] = group["base_lr"] * factor
+    for member in members:
+        member.train()
+        for parameter in member.trunk.parameters():
+            parameter.requires_grad_(not warming_up)
+        if recipe["freeze_bn"]:
+            for module in member.trunk.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+
+
+def load_checkpoint(path: Path, spec: dict) -> dict | None:
+    """The checkpoint at `path` if it belongs to this exact spec, else None (and say why)."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # a truncated file from a killed job cannot happen (atomic
+        log.warning("ignoring unreadable checkpoint %s: %s", path, error)  # writes), but be safe
+        return None
+    if state.get("spec_hash") != spec_hash(spec):
+        log.warning("ignoring checkpoint %s: it belongs to another configuration", path)
+        return None
+    return state

@@ -1,0 +1,24 @@
+"""Rule tables: all metrics JSONs -> long.csv and main.{csv,md,tex}."""
+
+import argparse
+from pathlib import Path
+
+from robdml.tables import write_tables
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--inputs", required=True, help="file listing the metrics JSONs")
+    parser.add_argument("--main-eps", type=float, required=True, help="eps (/255) of main table")
+    parser.add_argument("--long", required=True, type=Path)
+    parser.add_argument("--csv", required=True, type=Path)
+    parser.add_argument("--md", required=True, type=Path)
+    parser.add_argument("--tex", required=True, type=Path)
+    args = parser.parse_args()
+    paths = Path(args.inputs).read_text().split()
+    out = {"long": args.long, "csv": args.csv, "md": args.md, "tex": args.tex}
+    write_tables(paths, args.main_eps, out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""Rule train: one (dataset, backbone, defense, seed) model; resumes from its checkpoint."""
+
+import argparse
+import json
+import logging
+
+from robdml.data.prepared import load_split
+from robdml.runtime import setup
+from robdml.training import train
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--spec", required=True, help="training spec (robdml.config.train_spec)")
+    parser.add_argument("--data", required=True, help="prepared training split")
+    parser.add_argument("--model", required=True, help="output: trained model file")
+    parser.add_argument("--checkpoint", required=True, help="per-epoch checkpoint (resume)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    spec = json.loads(args.spec)
+    device = setup(args.threads, args.device, spec["seed"])
+    split = load_split(args.data)
+    train(spec, split["images"], split["labels"], args.model, args.checkpoint, device)
+
+
+if __name__ == "__main__":
+    main()
