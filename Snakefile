@@ -1,7 +1,7 @@
 """Towards Adversarially Robust Deep Metric Learning (Ke, arXiv 2501.01025), reproduced.
 
-prepare_data -> train -> attack -> evaluate -> tables, figures. Default config: the quick
-offline demo; the paper: `--configfile config/config.yaml`.
+prepare_data -> train -> attack -> evaluate -> tables, figures. Default config: the paper
+(config/config.yaml); the offline demo: `--configfile config/demo.yaml`.
 """
 
 
@@ -10,7 +10,10 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/demo.yaml"
+# A --configfile replaces the paper config instead of being merged into it.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

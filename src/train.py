@@ -4,7 +4,7 @@ import argparse
 import json
 import logging
 
-from robdml.data.prepared import load_split
+from robdml.data.datasets import load_training_set
 from robdml.runtime import setup
 from robdml.training import train
 
@@ -21,8 +21,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     spec = json.loads(args.spec)
     device = setup(args.threads, args.device, spec["seed"])
-    split = load_split(args.data)
-    train(spec, split["images"], split["labels"], args.model, args.checkpoint, device)
+    train_set = load_training_set(args.data, spec["dataset"])
+    train(spec, train_set, args.model, args.checkpoint, device)
 
 
 if __name__ == "__main__":

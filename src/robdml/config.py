@@ -45,6 +45,12 @@ def validate_config(config: dict, schema: dict, source: str = "config") -> dict:
             merged = deep_merge(config[methods][method], entry)
             check(merged, method_schemas[method], schema, source, where)
             resolved[section][name] = merged
+    for dataset, recipe in config["recipes"].items():
+        if dataset not in config["datasets"]:
+            raise ConfigError(f"{source}: recipes.{dataset}: no such dataset in `datasets`")
+        merged = deep_merge(config["training"], recipe)
+        check(merged, schema["$defs"]["training"], schema, source, f"recipes.{dataset}")
+        resolved["recipes"][dataset] = merged
     main_eps = config["report"]["main_eps_255"]
     if main_eps not in config["evaluation"]["eps_255"]:
         raise ConfigError(f"{source}: report.main_eps_255: {main_eps} is not in evaluation.eps_255")
@@ -94,7 +100,7 @@ def train_spec(config: dict, dataset: str, backbone: str, defense: str, seed: in
     return {
         "dataset": config["datasets"][dataset],
         "backbone": config["backbones"][backbone],
-        "training": config["training"],
+        "training": config["recipes"].get(dataset, config["training"]),
         "defense": config["defenses"][defense],
         "seed": int(seed),
     }

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from robdml.data.transforms import train_transform
 from robdml.defenses import StepContext, build_defense
 from robdml.io import spec_hash, torch_save
 from robdml.losses import proxy_anchor_loss
@@ -25,13 +25,12 @@ log = logging.getLogger(__name__)
 
 def train(
     spec: dict,
-    images: torch.Tensor,
-    labels: torch.Tensor,
+    train_set: Dataset,
     model_path: str | Path,
     checkpoint_path: str | Path,
     device: torch.device,
 ) -> list[dict]:
-    """Train the model described by `spec` on uint8 `images` with labels 0..C-1.
+    """Train the model described by `spec` on `train_set` (items: float image, label 0..C-1).
 
     Resumes from `checkpoint_path` when it holds an unfinished run of the same spec; writes
     `model_path` atomically at the end and removes the checkpoint. Returns the per-epoch history.
@@ -39,6 +38,7 @@ def train(
     recipe, seed = spec["training"], spec["seed"]
     defense = build_defense(spec["defense"])
     members = [member.to(device) for member in build_members(spec, defense.n_members)]
+    labels = train_set.labels
     n_classes = int(labels.max()) + 1
     pal_losses = []
     for index in range(defense.n_members):
@@ -47,7 +47,6 @@ def train(
         pal_losses.append(pal.to(device))
     optimizer = make_optimizer(members, pal_losses, recipe)
     masks = defense.member_masks(labels, seed)
-    augment = train_transform(spec["dataset"])
 
     history: list[dict] = []
     first_epoch = 0
@@ -66,18 +65,15 @@ def train(
         set_epoch(members, optimizer, recipe, epoch)
         epoch_generator = generator(seed, epoch)
         step = StepContext(members, pal_losses, epoch_generator)
-        order = torch.randperm(len(labels), generator=epoch_generator)
-        batch_size = recipe["batch_size"]
-        n_batches = len(order) // batch_size
+        batches = epoch_batches(len(labels), recipe["batch_size"], epoch_generator)
+        loader = DataLoader(train_set, batch_sampler=batches, num_workers=recipe["num_workers"])
         total = 0.0
-        progress = tqdm(
-            range(n_batches), desc=f"epoch {epoch + 1}/{recipe['epochs']}", mininterval=5
-        )
-        for batch in progress:
-            index = order[batch * batch_size : (batch + 1) * batch_size]
-            batch_images = augment(images[index], epoch_generator).to(device)
+        description = f"epoch {epoch + 1}/{recipe['epochs']}"
+        progress = tqdm(loader, desc=description, total=len(batches), mininterval=5)
+        for (batch_images, batch_labels), batch in zip(progress, batches, strict=True):
+            index = torch.tensor([sample for sample, _ in batch])
             loss = defense.loss(
-                step, batch_images, labels[index].to(device), masks[index].to(device)
+                step, batch_images.to(device), batch_labels.to(device), masks[index].to(device)
             )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -85,8 +81,8 @@ def train(
             nn.utils.clip_grad_value_(parameters, recipe["grad_clip_value"])
             optimizer.step()
             total += loss.item()
-            progress.set_postfix(loss=f"{loss.item():.3f}")
-        history.append({"epoch": epoch + 1, "loss": total / max(n_batches, 1)})
+            progress.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+        history.append({"epoch": epoch + 1, "loss": total / max(len(batches), 1)})
         log.info("epoch %d: mean loss %.4f", epoch + 1, history[-1]["loss"])
         torch_save(
             checkpoint_path,
@@ -103,6 +99,15 @@ def train(
     save_model(model_path, spec, [member.cpu() for member in members], history)
     checkpoint_path.unlink(missing_ok=True)
     return history
+
+
+def epoch_batches(n: int, batch_size: int, epoch_generator: torch.Generator) -> list[list]:
+    """Shuffled full batches of (sample index, per-sample augmentation seed); the last partial
+    batch is dropped (Proxy Anchor batches should not be tiny)."""
+    order = torch.randperm(n, generator=epoch_generator)
+    seeds = torch.randint(0, 2**62, (n,), generator=epoch_generator)
+    keys = list(zip(order.tolist(), seeds.tolist(), strict=True))
+    return [keys[start : start + batch_size] for start in range(0, n - batch_size + 1, batch_size)]
 
 
 def make_optimizer(members: list[nn.Module], pal_losses: list[nn.Module], recipe: dict):

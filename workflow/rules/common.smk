@@ -18,7 +18,7 @@ SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 SRC = Path(workflow.basedir) / "src"
 try:
     config.update(
-        validate_config(config, load_schema(SCHEMA), source=" + ".join(workflow.configfiles))
+        validate_config(config, load_schema(SCHEMA), source=" + ".join(map(str, workflow.configfiles)))
     )
 except ConfigError as error:
     raise WorkflowError(str(error)) from None

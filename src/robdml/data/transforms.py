@@ -10,12 +10,14 @@ def to_unit_range(images: torch.Tensor) -> torch.Tensor:
     return images.float().div_(255)
 
 
-def train_transform(dataset: dict) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
-    """The training-time transform named by `dataset['train_transform']`.
+def train_augmentation(dataset: dict) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The training-time augmentation named by `dataset['train_transform']` (uint8 image in,
+    float image in [0, 1] out), or None for no augmentation. Random transforms draw from torch's
+    global RNG, which the dataset seeds per sample.
 
     `none`: glyphs are centred renders, and a flip would turn b into d, so no augmentation.
     """
     kind = dataset["train_transform"]
     if kind == "none":
-        return lambda images, generator: to_unit_range(images)
+        return None
     raise ValueError(f"unknown train_transform {kind!r}")
