@@ -1,4 +1,5 @@
-"""Rule attack: adversarial versions of the whole test set against one trained model."""
+"""Rule attack: adversarial versions of the whole test set against one trained model, one
+output file per eps of the sweep."""
 
 import argparse
 import json
@@ -18,40 +19,41 @@ ADVERSARIAL_FORMAT = "robdml-adversarial/1"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--spec", required=True, help="attack spec (robdml.config.attack_spec)")
-    parser.add_argument("--eps", type=float, required=True, help="budget in units of 1/255")
+    parser.add_argument("--eps", type=float, nargs="+", required=True, help="budgets, in 1/255")
     parser.add_argument("--model", required=True, help="trained model file")
     parser.add_argument("--data", required=True, help="prepared test split")
-    parser.add_argument("--out", required=True, help="output: adversarial test images")
+    parser.add_argument("--out", nargs="+", required=True, help="outputs: one file per --eps")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    if len(args.out) != len(args.eps):
+        parser.error("give exactly one --out per --eps")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     spec = json.loads(args.spec)
     device = setup(args.threads, args.device, spec["kmeans_seed"])
     model, model_spec = load_model(args.model, device)
     split = load_split(args.data)
     started = time.perf_counter()
-    result = attack_test_set(
+    results = attack_test_set(
         model, to_unit_range(split["images"]), split["labels"], spec, args.eps,
         spec["kmeans_seed"], spec["batch_size"], device,
     )  # fmt: skip
     seconds = time.perf_counter() - started
-    logging.info(
-        "objective %.4f -> %.4f in %.1f s",
-        result["objective_clean"], result["objective_adversarial"], seconds,
-    )  # fmt: skip
-    torch_save(
-        args.out,
-        {
+    for result, path in zip(results, args.out, strict=True):
+        logging.info(
+            "eps %g/255: objective %.4f -> %.4f",
+            result["eps_255"], result["objective_clean"], result["objective_adversarial"],
+        )  # fmt: skip
+        payload = {
             "format": ADVERSARIAL_FORMAT,
             **result,
             "labels": split["labels"],
-            "eps_255": args.eps,
             "attack": spec,
             "source_model_spec_hash": spec_hash(model_spec),
-            "seconds": seconds,
-        },
-    )
+            "seconds_all_eps": seconds,
+        }
+        torch_save(path, payload)
+    logging.info("%d eps in %.1f s", len(results), seconds)
 
 
 if __name__ == "__main__":

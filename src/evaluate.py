@@ -1,5 +1,6 @@
 """Rule evaluate: clustering (NMI, AMI, ARI, F1) and retrieval (R@K, MAP@R) metrics of one
-model on the clean or an adversarial test set; one JSON with ids, config and versions."""
+model on image sets (the clean test set, or adversarial ones); one JSON per image set with its
+ids, config, config hash and package versions."""
 
 import argparse
 import json
@@ -16,72 +17,70 @@ from robdml.metrics import evaluate_clustering, retrieval_metrics
 from robdml.models import load_model
 from robdml.runtime import setup
 
+ATTACK_RECORD = ("attack", "eps_255", "source_model_spec_hash", "objective_clean",
+                 "objective_adversarial")  # fmt: skip
+
 
 def load_images(path: str) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """(float images in [0, 1], labels, attack record or {}) from a split or adversarial file."""
     payload = torch.load(path, map_location="cpu", weights_only=False)
     if payload.get("format") == "robdml-adversarial/1":
-        record = {
-            key: payload[key]
-            for key in (
-                "attack",
-                "eps_255",
-                "source_model_spec_hash",
-                "objective_clean",
-                "objective_adversarial",
-            )
-        }
+        record = {key: payload[key] for key in ATTACK_RECORD}
         record["perturbed_fraction"] = payload["perturbed"].float().mean().item()
         return payload["images"], payload["labels"], record
     split = load_split(path)
     return to_unit_range(split["images"]), split["labels"], {}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--spec", required=True, help="evaluation spec (robdml.config)")
-    parser.add_argument("--ids", required=True, help="identifiers of this result, as JSON")
-    parser.add_argument("--model", required=True, help="trained model file")
-    parser.add_argument("--images", required=True, help="prepared test split or adversarial file")
-    parser.add_argument("--out", required=True, help="output: metrics JSON")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    spec, ids = json.loads(args.spec), json.loads(args.ids)
-    device = setup(args.threads, args.device, spec["kmeans_seed"])
-    model, model_spec = load_model(args.model, device)
-    images, labels, attack = load_images(args.images)
-
+def evaluate(model, model_spec: dict, images_path: str, ids: dict, spec: dict, device) -> dict:
+    """The metrics record of `model` on the images in `images_path`."""
+    images, labels, attack = load_images(images_path)
     started = time.perf_counter()
     embeddings = embed(model, images, spec["batch_size"], device)
     embedded = time.perf_counter()
     metrics = evaluate_clustering(
         embeddings.numpy(), labels.numpy(), spec["kmeans_seed"], spec["kmeans_n_init"],
+        spec["chance_repeats"],
     )  # fmt: skip
     clustered = time.perf_counter()
     metrics |= retrieval_metrics(embeddings, labels, ks=tuple(spec["recall_ks"]))
     finished = time.perf_counter()
     logging.info("%s: %s", ids, {key: round(value, 4) for key, value in metrics.items()})
-
     config = {"model": model_spec, "attack": attack, "evaluation": spec}
-    write_json(
-        args.out,
-        {
-            "ids": ids,
-            "metrics": metrics,
-            "n_test_images": len(labels),
-            "n_test_classes": int(labels.unique().numel()),
-            "config": config,
-            "config_hash": spec_hash(config),
-            "versions": package_versions(),
-            "seconds": {
-                "embed": embedded - started,
-                "cluster": clustered - embedded,
-                "retrieval": finished - clustered,
-            },
+    return {
+        "ids": ids,
+        "metrics": metrics,
+        "n_test_images": len(labels),
+        "n_test_classes": int(labels.unique().numel()),
+        "config": config,
+        "config_hash": spec_hash(config),
+        "versions": package_versions(),
+        "seconds": {
+            "embed": embedded - started,
+            "cluster": clustered - embedded,
+            "retrieval": finished - clustered,
         },
-    )
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--spec", required=True, help="evaluation spec (robdml.config)")
+    parser.add_argument("--ids", required=True, help="JSON list: identifiers per image set")
+    parser.add_argument("--model", required=True, help="trained model file")
+    parser.add_argument("--images", nargs="+", required=True, help="test split / adversarial")
+    parser.add_argument("--out", nargs="+", required=True, help="outputs: one JSON per --images")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    spec, ids = json.loads(args.spec), json.loads(args.ids)
+    if not len(args.images) == len(args.out) == len(ids):
+        parser.error("give one --out and one ids entry per --images")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    device = setup(args.threads, args.device, spec["kmeans_seed"])
+    model, model_spec = load_model(args.model, device)
+    for images_path, out, image_ids in zip(args.images, args.out, ids, strict=True):
+        write_json(out, evaluate(model, model_spec, images_path, image_ids, spec, device))
 
 
 if __name__ == "__main__":

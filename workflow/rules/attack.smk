@@ -1,9 +1,11 @@
-"""Attacks: adversarial versions of the whole test set per (trained model, attack, eps)."""
+"""Attacks: adversarial versions of the whole test set per (trained model, attack), one file
+per eps; one job covers the eps sweep (k-means context and start-up paid once)."""
 
 
-def adversarial_output():
+def adversarial_outputs():
     """temp() in the paper config: 224 px adversarial test sets are gigabytes each."""
-    return ADVERSARIAL if config["keep_adversarial_images"] else temp(ADVERSARIAL)
+    outputs = per_eps(f"{ADVERSARIAL}/eps{{eps}}.pt")
+    return outputs if config["keep_adversarial_images"] else [temp(o) for o in outputs]
 
 
 rule attack:
@@ -11,22 +13,23 @@ rule attack:
         model=f"{MODEL}/model.pt",
         data=f"{DATA}/test.pt",
     output:
-        adversarial_output(),
+        adversarial_outputs(),
     params:
         spec=lambda w: as_json(attack_spec(config, w.attack)),
+        eps=EPS,
         device=config["device"],
     log:
-        f"{LOGS}/attack/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/{{attack}}_eps{{eps}}.log",
+        f"{LOGS}/attack/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/{{attack}}.log",
     benchmark:
-        f"{BENCHMARKS}/attack/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/{{attack}}_eps{{eps}}.tsv"
+        f"{BENCHMARKS}/attack/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/{{attack}}.tsv"
     threads: config["threads"]
     resources:
         gpu=GPUS,
         mem_mb=config["resources"]["mem_mb"],
-        runtime=lambda w: RUNTIME["attack"] * n_members(w),
+        runtime=lambda w: RUNTIME["attack"] * n_members(w) * len(EPS),
     conda:
         "../../envs/torch.yaml"
     shell:
-        "{PYTHON} {SRC}/attack.py --spec {params.spec:q} --eps {wildcards.eps}"
+        "{PYTHON} {SRC}/attack.py --spec {params.spec:q} --eps {params.eps}"
         " --model {input.model} --data {input.data} --out {output}"
         " --device {params.device} --threads {threads} > {log} 2>&1"

@@ -30,12 +30,11 @@ wildcard_constraints:
     defense=r"[a-z][a-z0-9_]*",
     attack=r"[a-z][a-z0-9_]*",
     seed=r"\d+",
-    eps=r"\d+(\.\d+)?",
 
 
 DATA = config["data_root"] + "/{dataset}"
 MODEL = "results/models/{dataset}/{backbone}/{defense}/seed{seed}"
-ADVERSARIAL = "results/adversarial/{dataset}/{backbone}/{defense}/seed{seed}/{attack}/eps{eps}.pt"
+ADVERSARIAL = "results/adversarial/{dataset}/{backbone}/{defense}/seed{seed}/{attack}"
 METRICS = "results/metrics/{dataset}/{backbone}/{defense}/seed{seed}"
 LOGS = "results/logs"
 BENCHMARKS = "results/benchmarks"
@@ -44,9 +43,12 @@ GPUS = 1 if config["device"] == "cuda" else 0
 RUNTIME = config["resources"]["runtime_min"]
 
 
-def eps_label(eps):
-    """Path form of an eps in /255 units: 8 -> '8', 0.5 -> '0.5'."""
-    return f"{eps:g}"
+EPS = [f"{eps:g}" for eps in config["evaluation"]["eps_255"]]  # path form: 8, 0.5
+
+
+def per_eps(pattern):
+    """One path per eps of the sweep; the other wildcards stay wildcards."""
+    return [pattern.replace("{eps}", eps) for eps in EPS]
 
 
 MODEL_IDS = [
@@ -58,10 +60,10 @@ MODEL_IDS = [
 ]
 CLEAN_METRICS = [f"{METRICS}/clean.json".format(**ids) for ids in MODEL_IDS]
 ATTACK_METRICS = [
-    f"{METRICS}/{{attack}}/eps{{eps}}.json".format(**ids, attack=a, eps=eps_label(e))
+    f"{METRICS}/{{attack}}/eps{{eps}}.json".format(**ids, attack=a, eps=eps)
     for ids in MODEL_IDS
     for a in config["attacks"]
-    for e in config["evaluation"]["eps_255"]
+    for eps in EPS
 ]
 ALL_METRICS = CLEAN_METRICS + ATTACK_METRICS
 TABLES = expand("results/tables/main.{ext}", ext=["csv", "md", "tex"])

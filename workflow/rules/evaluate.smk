@@ -1,16 +1,19 @@
-"""Evaluation: clustering + retrieval metrics of a model on its clean or adversarial test set."""
+"""Evaluation: clustering + retrieval metrics of a model on its clean or adversarial test sets."""
 
 
-def evaluation_ids(wildcards, attack, eps):
+def evaluation_ids(wildcards, attack, eps_list):
     return as_json(
-        {
-            "dataset": wildcards.dataset,
-            "backbone": wildcards.backbone,
-            "defense": wildcards.defense,
-            "seed": int(wildcards.seed),
-            "attack": attack,
-            "eps_255": float(eps),
-        }
+        [
+            {
+                "dataset": wildcards.dataset,
+                "backbone": wildcards.backbone,
+                "defense": wildcards.defense,
+                "seed": int(wildcards.seed),
+                "attack": attack,
+                "eps_255": float(eps),
+            }
+            for eps in eps_list
+        ]
     )
 
 
@@ -22,7 +25,7 @@ rule evaluate_clean:
         f"{METRICS}/clean.json",
     params:
         spec=as_json(evaluation_spec(config)),
-        ids=lambda w: evaluation_ids(w, "clean", 0),
+        ids=lambda w: evaluation_ids(w, "clean", [0]),
         device=config["device"],
     log:
         f"{LOGS}/evaluate/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/clean.log",
@@ -44,22 +47,22 @@ rule evaluate_clean:
 rule evaluate_attack:
     input:
         model=f"{MODEL}/model.pt",
-        images=ADVERSARIAL,
+        images=per_eps(f"{ADVERSARIAL}/eps{{eps}}.pt"),
     output:
-        f"{METRICS}/{{attack}}/eps{{eps}}.json",
+        per_eps(f"{METRICS}/{{attack}}/eps{{eps}}.json"),
     params:
         spec=as_json(evaluation_spec(config)),
-        ids=lambda w: evaluation_ids(w, w.attack, w.eps),
+        ids=lambda w: evaluation_ids(w, w.attack, EPS),
         device=config["device"],
     log:
-        f"{LOGS}/evaluate/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/{{attack}}_eps{{eps}}.log",
+        f"{LOGS}/evaluate/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/{{attack}}.log",
     benchmark:
-        f"{BENCHMARKS}/evaluate/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/{{attack}}_eps{{eps}}.tsv"
+        f"{BENCHMARKS}/evaluate/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/{{attack}}.tsv"
     threads: config["threads"]
     resources:
         gpu=GPUS,
         mem_mb=config["resources"]["mem_mb"],
-        runtime=RUNTIME["evaluate"],
+        runtime=RUNTIME["evaluate"] * len(EPS),
     conda:
         "../../envs/torch.yaml"
     shell:

@@ -1,5 +1,7 @@
 """Attack a whole test set: embed it clean, build the attack's context once, then run PGD batch
-by batch (with restarts keeping, per sample, the example with the highest objective)."""
+by batch for every eps (with restarts keeping, per sample, the example with the highest
+objective). One process per (model, attack) covers the whole eps sweep: the context (k-means on
+the clean embeddings) and the process start-up are paid once."""
 
 import torch
 from torch import nn
@@ -16,54 +18,64 @@ def attack_test_set(
     images: torch.Tensor,
     labels: torch.Tensor,
     params: dict,
-    eps_255: float,
+    eps_255: list[float],
     seed: int,
     batch_size: int,
     device: torch.device,
-) -> dict:
-    """Adversarial images [N,C,H,W] in [0, 1], which samples were perturbed, and the mean
-    objective before and after, from float `images` in [0, 1].
+) -> list[dict]:
+    """Per eps: adversarial images [N,C,H,W] in [0, 1], which samples were perturbed, and the
+    mean objective before and after, from float `images` in [0, 1].
 
     Only a seeded `perturbed_fraction` of the samples is attacked.
     """
     attack = build_attack(params)
-    eps = eps_255 / 255
     clean = embed(model, images, batch_size, device)
     context = attack.context(clean, labels, seed)
-    adversarial = images.clone()
-    start_generator = generator(seed, 1)
     attacked = perturbed_mask(len(images), params["perturbed_fraction"], seed)
-    objective_clean, objective_adversarial = torch.zeros(len(images)), torch.zeros(len(images))
-    chunks = torch.arange(len(images)).split(batch_size)
-    for index in tqdm(chunks, desc=f"{params['method']} eps {eps_255:g}/255", mininterval=5):
-        batch = images[index].to(device)
-        batch_context = {key: value[index].to(device) for key, value in context.items()}
+    results = []
+    for eps in eps_255:
+        start_generator = generator(seed, round(eps * 1000))
+        adversarial = images.clone()
+        before, after = torch.zeros(len(images)), torch.zeros(len(images))
+        chunks = torch.arange(len(images)).split(batch_size)
+        for index in tqdm(chunks, desc=f"{params['method']} eps {eps:g}/255", mininterval=5):
+            batch_context = {key: value[index].to(device) for key, value in context.items()}
 
-        def objective(x, batch_context=batch_context):
-            return attack.objective(model(x), batch_context)
+            def objective(x, batch_context=batch_context):
+                return attack.objective(model(x), batch_context)
 
-        with torch.no_grad():
-            best_value = objective(batch)
-        objective_clean[index] = best_value.cpu()
-        best = batch.clone()
-        if attacked[index].any():
-            for _ in range(params["restarts"]):
-                candidate = pgd(
-                    objective, batch, eps, eps * params["step_fraction"], params["steps"],
-                    start_generator,
-                )  # fmt: skip
-                with torch.no_grad():
-                    value = objective(candidate)
-                better = (value > best_value) & attacked[index].to(device)
-                best[better], best_value[better] = candidate[better], value[better]
-        adversarial[index] = best.cpu()
-        objective_adversarial[index] = best_value.cpu()
-    return {
-        "images": adversarial,
-        "perturbed": attacked,
-        "objective_clean": objective_clean.mean().item(),
-        "objective_adversarial": objective_adversarial.mean().item(),
-    }
+            adversarial[index], before[index], after[index] = attack_batch(
+                objective, images[index].to(device), attacked[index].to(device), eps / 255,
+                params, start_generator,
+            )  # fmt: skip
+        results.append(
+            {
+                "eps_255": eps,
+                "images": adversarial,
+                "perturbed": attacked,
+                "objective_clean": before.mean().item(),
+                "objective_adversarial": after.mean().item(),
+            }
+        )
+    return results
+
+
+def attack_batch(objective, batch, attacked, eps, params, start_generator):
+    """(best adversarial batch on the CPU, objective at the clean batch, objective at the best)."""
+    with torch.no_grad():
+        clean_value = objective(batch)
+    best, best_value = batch.clone(), clean_value.clone()
+    if attacked.any():
+        for _ in range(params["restarts"]):
+            candidate = pgd(
+                objective, batch, eps, eps * params["step_fraction"], params["steps"],
+                start_generator,
+            )  # fmt: skip
+            with torch.no_grad():
+                value = objective(candidate)
+            better = (value > best_value) & attacked
+            best[better], best_value[better] = candidate[better], value[better]
+    return best.cpu(), clean_value.cpu(), best_value.cpu()
 
 
 def perturbed_mask(n: int, fraction: float, seed: int) -> torch.Tensor:

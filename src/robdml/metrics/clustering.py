@@ -80,7 +80,7 @@ def chance_nmi(labels: np.ndarray, assignments: np.ndarray, seed: int, repeats: 
 
 
 def evaluate_clustering(
-    embeddings: np.ndarray, labels: np.ndarray, seed: int, n_init: int = 1
+    embeddings: np.ndarray, labels: np.ndarray, seed: int, n_init: int = 1, chance_repeats: int = 5
 ) -> dict[str, float]:
     """k-means with k = number of distinct labels on L2-normalised embeddings (the cosine
     geometry used for retrieval); clustering_metrics plus 'nmi_chance'."""
@@ -89,5 +89,5 @@ def evaluate_clustering(
     n_classes = len(np.unique(labels))
     assignments, _ = kmeans_assign(normalised, n_classes, seed, n_init)
     metrics = clustering_metrics(labels, assignments)
-    metrics["nmi_chance"] = chance_nmi(labels, assignments, seed)
+    metrics["nmi_chance"] = chance_nmi(labels, assignments, seed, chance_repeats)
     return metrics

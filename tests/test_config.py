@@ -1,0 +1,89 @@
+"""The config schema: shipped configs validate; a bad key or value stops with one line naming it."""
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import REPO
+from robdml.config import ConfigError, load_config, load_schema, train_spec, validate_config
+
+CONFIGS = ["config/config.yaml", "config/demo.yaml", "config/demo_full.yaml"]
+
+
+@pytest.fixture(scope="module")
+def schema():
+    return load_schema()
+
+
+@pytest.fixture
+def demo():
+    return yaml.safe_load((REPO / "config/demo.yaml").read_text())
+
+
+@pytest.mark.parametrize("path", CONFIGS)
+def test_shipped_configs_validate(path):
+    config = load_config(REPO / path)
+    for entry in config["defenses"].values():
+        assert "method" in entry
+
+
+def test_misspelt_key_is_named(schema, demo):
+    demo["datasets"]["glyphs"]["imagesize"] = demo["datasets"]["glyphs"].pop("image_size")
+    with pytest.raises(ConfigError) as error:
+        validate_config(demo, schema, "demo.yaml")
+    message = str(error.value)
+    assert "\n" not in message
+    assert "datasets.glyphs" in message and "'imagesize'" in message
+
+
+def test_out_of_range_value_is_named(schema, demo):
+    demo["training"]["lr_decay_gamma"] = 1.5
+    with pytest.raises(ConfigError, match=r"training\.lr_decay_gamma: 1\.5 is greater"):
+        validate_config(demo, schema, "demo.yaml")
+
+
+def test_misspelt_defense_override_is_named(schema, demo):
+    demo["defenses"]["pgd_strong"] = {"method": "pgd_at", "clean_wieght": 0.5}
+    with pytest.raises(ConfigError, match=r"defenses\.pgd_strong: unknown key 'clean_wieght'"):
+        validate_config(demo, schema, "demo.yaml")
+
+
+def test_unknown_method_is_named(schema, demo):
+    demo["attacks"]["fgsm"] = {"method": "fgsm"}
+    with pytest.raises(ConfigError, match=r"attacks\.fgsm\.method: unknown method 'fgsm'"):
+        validate_config(demo, schema, "demo.yaml")
+
+
+def test_overrides_merge_over_method_defaults(schema, demo):
+    demo["defenses"]["pgd_eps4"] = {"method": "pgd_at", "attack": {"eps_255": 4}}
+    resolved = validate_config(demo, schema, "demo.yaml")
+    entry = resolved["defenses"]["pgd_eps4"]
+    defaults = demo["defense_methods"]["pgd_at"]
+    assert entry["attack"]["eps_255"] == 4
+    assert entry["attack"]["steps"] == defaults["attack"]["steps"]
+    assert entry["clean_weight"] == defaults["clean_weight"]
+
+
+def test_recipes_override_training_per_dataset(schema):
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    resolved = validate_config(copy.deepcopy(config), schema, "config.yaml")
+    inshop = train_spec(resolved, "inshop", "resnet50", "vanilla", 0)["training"]
+    cub = train_spec(resolved, "cub200", "resnet50", "vanilla", 0)["training"]
+    assert inshop["lr"] == config["recipes"]["inshop"]["lr"] != cub["lr"]
+    assert inshop["epochs"] == cub["epochs"] == config["training"]["epochs"]
+
+
+def test_snakemake_stops_with_the_message(tmp_path, demo):
+    demo["evaluation"]["kmeans_sed"] = demo["evaluation"].pop("kmeans_seed")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(demo))
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "-s", str(REPO / "Snakefile"),
+         "-d", str(tmp_path), "--configfile", str(bad)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode != 0
+    assert "evaluation: unknown key 'kmeans_sed'" in run.stdout + run.stderr
