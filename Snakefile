@@ -4,7 +4,6 @@ prepare_data -> train -> attack -> evaluate -> tables, figures. Default config: 
 (config/config.yaml); the offline demo: `--configfile config/demo.yaml`.
 """
 
-
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -13,7 +12,7 @@ min_version("9.0")
 # A --configfile replaces the paper config instead of being merged into it.
 if not workflow.overwrite_configfiles:
 
-    configfile: "config/config.yaml"
+    configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
@@ -25,7 +24,7 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         TABLES,
         FIGURES,
-    default_target: True

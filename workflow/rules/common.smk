@@ -18,7 +18,11 @@ SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 SRC = Path(workflow.basedir) / "src"
 try:
     config.update(
-        validate_config(config, load_schema(SCHEMA), source=" + ".join(map(str, workflow.configfiles)))
+        validate_config(
+            config,
+            load_schema(SCHEMA),
+            source=" + ".join(map(str, workflow.configfiles)),
+        )
     )
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
@@ -32,15 +36,19 @@ wildcard_constraints:
     seed=r"\d+",
 
 
-DATA = config["data_root"] + "/{dataset}"
+DATA = f"{config['data_root']}/{{dataset}}"
 MODEL = "results/models/{dataset}/{backbone}/{defense}/seed{seed}"
 ADVERSARIAL = "results/adversarial/{dataset}/{backbone}/{defense}/seed{seed}/{attack}"
 METRICS = "results/metrics/{dataset}/{backbone}/{defense}/seed{seed}"
 LOGS = "results/logs"
 BENCHMARKS = "results/benchmarks"
-PYTHON = "python"
 GPUS = 1 if config["device"] == "cuda" else 0
 RUNTIME = config["resources"]["runtime_min"]
+
+
+def cpus_per_gpu(wildcards, threads):
+    """SLURM `--cpus-per-gpu` of a GPU rule: its threads; 0 (no GPU, so unused) on CPU."""
+    return threads if GPUS else 0
 
 
 EPS = [f"{eps:g}" for eps in config["evaluation"]["eps_255"]]  # path form: 8, 0.5
@@ -78,3 +86,26 @@ def n_members(wildcards):
 
 def as_json(spec):
     return json.dumps(spec, sort_keys=True)
+
+
+def adversarial_outputs():
+    """temp() in the paper config: 224 px adversarial test sets are gigabytes each."""
+    outputs = per_eps(f"{ADVERSARIAL}/eps{{eps}}.pt")
+    return outputs if config["keep_adversarial_images"] else [temp(o) for o in outputs]
+
+
+def evaluation_ids(wildcards, attack, eps_list):
+    """Identifiers of the metrics JSONs of one evaluate job, one entry per eps."""
+    return as_json(
+        [
+            {
+                "dataset": wildcards.dataset,
+                "backbone": wildcards.backbone,
+                "defense": wildcards.defense,
+                "seed": int(wildcards.seed),
+                "attack": attack,
+                "eps_255": float(eps),
+            }
+            for eps in eps_list
+        ]
+    )

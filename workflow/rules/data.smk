@@ -6,21 +6,23 @@ localrules:
 
 
 rule prepare_data:
+    input:
+        script=f"{SRC}/prepare_data.py",
     output:
         train=f"{DATA}/train.pt",
         test=f"{DATA}/test.pt",
-    params:
-        spec=lambda w: as_json(config["datasets"][w.dataset]),
     log:
         f"{LOGS}/prepare_data/{{dataset}}.log",
     benchmark:
         f"{BENCHMARKS}/prepare_data/{{dataset}}.tsv"
+    conda:
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=config["resources"]["mem_mb"],
         runtime=RUNTIME["prepare"],
-    conda:
-        "../../envs/torch.yaml"
+    params:
+        spec=lambda w: as_json(config["datasets"][w.dataset]),
     shell:
-        "{PYTHON} {SRC}/prepare_data.py --spec {params.spec:q}"
+        "python {input.script} --spec {params.spec:q}"
         " --train {output.train} --test {output.test} > {log} 2>&1"

@@ -1,13 +1,35 @@
 """Defenses by name. Adding one: a module with a `Defense` subclass, one line here, its
 schema entry in workflow/schemas/config.schema.yaml, and a test."""
 
+from robdml.defenses.act import AntiCollapseTraining
+from robdml.defenses.adp import ADP
 from robdml.defenses.base import Defense, StepContext
+from robdml.defenses.dverge import DVERGE
+from robdml.defenses.eat import EnsembleAdversarialTraining
+from robdml.defenses.ens_at import NaiveEnsembleAdversarialTraining
+from robdml.defenses.est import EmbeddingShiftTraining
+from robdml.defenses.gal import GAL
+from robdml.defenses.mart import MART
+from robdml.defenses.mixup import Mixup
 from robdml.defenses.pgd_at import PGDAdversarialTraining
+from robdml.defenses.trades import TRADES
+from robdml.defenses.trs import TRS
 from robdml.defenses.vanilla import Vanilla
 
 DEFENSES: dict[str, type[Defense]] = {
     "vanilla": Vanilla,
     "pgd_at": PGDAdversarialTraining,
+    "trades": TRADES,
+    "mart": MART,
+    "mixup": Mixup,
+    "ens_at": NaiveEnsembleAdversarialTraining,
+    "adp": ADP,
+    "gal": GAL,
+    "trs": TRS,
+    "dverge": DVERGE,
+    "est": EmbeddingShiftTraining,
+    "act": AntiCollapseTraining,
+    "eat": EnsembleAdversarialTraining,
 }
 
 

@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from robdml.attacks.pgd import pgd
@@ -62,3 +63,42 @@ class Defense:
         self, step: StepContext, images: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
         raise NotImplementedError
+
+
+def proxy_log_probabilities(
+    embeddings: torch.Tensor, pal: nn.Module, scale: float
+) -> torch.Tensor:
+    """Log-softmax over classes of `scale` x cosine similarity to the member's proxies: the
+    class distribution that classification defenses (TRADES, MART, ADP) need and DML lacks."""
+    proxies = F.normalize(pal.proxies, dim=1)
+    return F.log_softmax(scale * embeddings @ proxies.T, dim=1)
+
+
+def kl_divergence(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """Per-sample KL(p || q) from log-probabilities [N, classes]."""
+    return (log_p.exp() * (log_p - log_q)).sum(dim=1)
+
+
+def input_gradients(
+    step: StepContext, images: torch.Tensor, labels: torch.Tensor
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """(each member's Proxy Anchor loss, its input gradient flattened to [N, pixels]); the
+    gradients keep their graph, so penalties on them (GAL, TRS) train the members."""
+    inputs = images.detach().requires_grad_(True)
+    losses, gradients = [], []
+    for member, pal in zip(step.members, step.pal_losses, strict=True):
+        loss = pal(member(inputs), labels)
+        (gradient,) = torch.autograd.grad(loss, inputs, create_graph=True)
+        losses.append(loss)
+        gradients.append(gradient.flatten(start_dim=1))
+    return losses, gradients
+
+
+def pairwise_cosines(gradients: list[torch.Tensor]) -> torch.Tensor:
+    """Per-sample cosine similarity of every pair of members' gradients: [N, pairs]."""
+    pairs = [
+        F.cosine_similarity(gradients[a], gradients[b], dim=1)
+        for a in range(len(gradients))
+        for b in range(a + 1, len(gradients))
+    ]
+    return torch.stack(pairs, dim=1)

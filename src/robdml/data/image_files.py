@@ -1,0 +1,115 @@
+"""JPEG datasets (CUB-200-2011, CARS196, In-Shop) after extraction: the class-disjoint image
+lists, the training index file, and the test images decoded once at test resolution.
+
+Training images stay JPEG files, decoded by the loader workers on every access: decoded at full
+size they would not fit in memory, and random crops need the full image. Test images are decoded
+once, resized and centre-cropped, into a prepared split (`robdml.data.prepared`), so attacks and
+evaluation read tensors instead of re-decoding thousands of JPEGs per model and eps.
+"""
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torchvision.io import ImageReadMode, decode_image
+
+from robdml.data.prepared import contiguous_labels, save_split
+from robdml.data.transforms import test_resize_crop
+from robdml.io import torch_save
+
+log = logging.getLogger(__name__)
+
+INDEX_FORMAT = "robdml-image-index/1"
+
+
+@dataclass
+class ImageSplit:
+    """Train and test image files with their class ids (0-based, as the dataset numbers them);
+    `class_names[label]` names a class. `test_meta` goes into the test split's meta."""
+
+    train_paths: list[Path]
+    train_labels: list[int]
+    test_paths: list[Path]
+    test_labels: list[int]
+    class_names: list[str]
+    test_meta: dict = field(default_factory=dict)
+
+
+def first_classes_split(
+    paths: list[Path], labels: list[int], class_names: list[str], n_train_classes: int | None
+) -> ImageSplit:
+    """The standard deep-metric-learning split: the first `n_train_classes` class ids train,
+    the others test (None: the first half), so no class is seen in both."""
+    if n_train_classes is None:
+        n_train_classes = len(class_names) // 2
+    train = [label < n_train_classes for label in labels]
+    return ImageSplit(
+        train_paths=[path for path, is_train in zip(paths, train, strict=True) if is_train],
+        train_labels=[label for label, is_train in zip(labels, train, strict=True) if is_train],
+        test_paths=[path for path, is_train in zip(paths, train, strict=True) if not is_train],
+        test_labels=[label for label, is_train in zip(labels, train, strict=True) if not is_train],
+        class_names=class_names,
+    )
+
+
+def read_rgb(path: str | Path) -> torch.Tensor:
+    """uint8 [3, H, W]; grey and CMYK JPEGs (a few in CUB and CARS196) are converted to RGB."""
+    return decode_image(str(path), mode=ImageReadMode.RGB)
+
+
+def save_index(
+    path: str | Path, image_paths: list[Path], labels: list[int], class_names: list[str], meta: dict
+) -> None:
+    """Write a training index atomically: image paths relative to the index's folder (so a
+    data_root can be moved or mounted elsewhere), labels renumbered 0..C-1."""
+    folder = Path(path).parent
+    renumbered, originals = contiguous_labels(torch.tensor(labels, dtype=torch.int64))
+    torch_save(
+        path,
+        {
+            "format": INDEX_FORMAT,
+            "paths": [Path(os.path.relpath(image, folder)).as_posix() for image in image_paths],
+            "labels": renumbered,
+            "class_names": [class_names[i] for i in originals.tolist()],
+            "meta": meta,
+        },
+    )
+
+
+def load_index(path: str | Path) -> dict:
+    """{'paths': absolute image paths, 'labels': int64 [N], 'class_names': [...], 'meta': {...}}."""
+    index = torch.load(path, map_location="cpu", weights_only=False)
+    if index.get("format") != INDEX_FORMAT:
+        raise ValueError(f"{path} is not an image index ({INDEX_FORMAT}); rerun prepare_data")
+    folder = Path(path).resolve().parent
+    return {**index, "paths": [folder / image for image in index["paths"]]}
+
+
+def decode_test_images(paths: list[Path], resize_size: int, crop_size: int) -> torch.Tensor:
+    """uint8 [N, 3, crop, crop]: each image resized (shorter side) and centre-cropped."""
+    resize_crop = test_resize_crop(resize_size, crop_size)
+    images = torch.empty((len(paths), 3, crop_size, crop_size), dtype=torch.uint8)
+    for index, path in enumerate(paths):
+        images[index] = resize_crop(read_rgb(path))
+        if (index + 1) % 1000 == 0:
+            log.info("decoded %d/%d test images", index + 1, len(paths))
+    return images
+
+
+def write_image_split(
+    split: ImageSplit, spec: dict, train_path: str | Path, test_path: str | Path
+) -> dict:
+    """Write the training index and the decoded test split; returns a summary."""
+    meta = {"source": spec["source"], "spec": spec}
+    save_index(train_path, split.train_paths, split.train_labels, split.class_names, meta)
+    images = decode_test_images(split.test_paths, spec["resize_size"], spec["image_size"])
+    test_labels = torch.tensor(split.test_labels, dtype=torch.int64)
+    save_split(test_path, images, test_labels, split.class_names, meta | split.test_meta)
+    return {
+        "train_images": len(split.train_labels),
+        "train_classes": len(set(split.train_labels)),
+        "test_images": len(split.test_labels),
+        "test_classes": len(set(split.test_labels)),
+    }

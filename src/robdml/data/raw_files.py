@@ -1,0 +1,82 @@
+"""A dataset's raw files: fetched (or placed by hand), verified, extracted.
+
+Layout under the config's `data_root` (a cluster can point it at a shared read-only copy):
+
+    {data_root}/{dataset}/raw/<file>      archives and metadata as published (rule download)
+    {data_root}/{dataset}/extracted/      the archives' contents (rule extract)
+    {data_root}/{dataset}/train.pt        training index: image paths + labels (rule prepare_data)
+    {data_root}/{dataset}/test.pt         test images decoded at test resolution
+
+A raw file whose config entry has a `url` is downloaded; one without must be placed by hand, and
+a missing one stops the run with a single message saying where it goes, where to get it and its
+checksum.
+"""
+
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from robdml.data.archives import extract, is_archive
+from robdml.data.download import download, verify_md5
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RawFile:
+    """What a user needs to know to obtain one raw file and trust its checksum."""
+
+    obtain: str
+    checksum_origin: str
+
+
+class MissingRawFileError(FileNotFoundError):
+    """A raw file that must be placed by hand is not there."""
+
+
+def fetch(dataset: str, name: str, entry: dict, raw_file: RawFile, destination: Path) -> None:
+    """Download raw file `name` when its config `entry` has a url; otherwise it is placed by
+    hand, and its absence is reported with everything needed to fix it."""
+    if entry.get("url"):
+        download(entry["url"], destination, entry["md5"])
+        return
+    md5 = entry["md5"] or "none known: record the md5 of your copy in the config"
+    raise MissingRawFileError(
+        f"{dataset}: raw file {name} is missing (it cannot be downloaded automatically).\n"
+        f"  put it at:  {destination}\n"
+        f"  obtain it:  {raw_file.obtain}\n"
+        f"  md5:        {md5} ({raw_file.checksum_origin})"
+    )
+
+
+def verify_and_extract(
+    raw_paths: list[Path], checksums: dict, raw_files: dict[str, RawFile], target: Path
+) -> None:
+    """Check every raw file's md5, then extract the archives among them into `target`.
+
+    Nothing is extracted unless all checksums match, and `target` appears only when every
+    archive is fully extracted (it is built in a temporary sibling folder, then renamed).
+    """
+    for path in raw_paths:
+        md5 = checksums[path.name]
+        if md5 is None:
+            log.warning("%s: no md5 configured, not verified", path)
+            continue
+        verify_md5(path, md5, note=f" ({raw_files[path.name].checksum_origin})")
+        log.info("%s: md5 ok", path)
+    if target.exists():
+        raise FileExistsError(f"{target} exists; remove it to extract again")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        for path in raw_paths:
+            if is_archive(path.name):
+                log.info("extracting %s", path)
+                extract(path, staging)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -1,0 +1,459 @@
+"""HPC support: the SLURM profile, GPU resources of the rules, GPU slots on a multi-GPU
+workstation, and an end-to-end run through a real single-node SLURM cluster.
+
+Tests marked `slurm` need a running cluster (`.ci/start-slurm.sh`, as root) and are skipped
+with the reason without one (set ROBDML_REQUIRE_SLURM=1 to make that a failure, as CI
+does); the others run in the default `pytest`.
+"""
+
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from robdml.runtime import claim_gpu, release_gpus
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+GPU_RULES = {"train", "attack", "evaluate_clean", "evaluate_attack"}
+CPU_RULES = {"prepare_data", "tables", "figures"}
+
+
+def workflow_env(src: Path = REPO / "src") -> dict:
+    """Environment of a snakemake call: this venv first on PATH, `src` importable, no
+    user profile."""
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(src)
+    env.pop("SNAKEMAKE_PROFILE", None)
+    return env
+
+
+def job_blocks(log: str) -> list[tuple[str, str, str]]:
+    """(kind, rule, body) of every job block Snakemake printed: kind is 'rule' or 'localrule'."""
+    heads = list(re.finditer(r"^(localrule|rule) (\w+):$", log, flags=re.M))
+    ends = [match.start() for match in heads[1:]] + [len(log)]
+    return [
+        (m.group(1), m.group(2), log[m.end() : end]) for m, end in zip(heads, ends, strict=True)
+    ]
+
+
+# ------------------------------------------------------------------ profile and resources
+
+
+def test_profile_is_portable():
+    """`snakemake --profile slurm` finds ./slurm/config.yaml; GPUs only through resources."""
+    profile = yaml.safe_load((REPO / "slurm" / "config.yaml").read_text())
+    assert profile["executor"] == "slurm"
+    assert profile["jobs"] >= 1 and profile["latency-wait"] >= 1 and profile["retries"] >= 1
+    defaults = profile["default-resources"]
+    assert {"mem_mb", "runtime"} <= set(defaults)
+    # cpus_per_task would win over the GPU rules' cpus_per_gpu in the plugin
+    assert "cpus_per_task" not in defaults
+    extra = str(defaults.get("slurm_extra", ""))
+    assert "--gres" not in extra and "--gpus" not in extra
+    # without accounting the plugin's sacct polling hangs: only squeue or sacct are valid
+    assert profile.get("slurm-status-command", "sacct") in {"sacct", "squeue"}
+
+
+def dry_run_resources(tmp_path: Path, device: str) -> dict[str, set[str]]:
+    """Resources line of every job in a dry run of the demo on `device`, by rule."""
+    config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    config["device"] = device
+    configfile = tmp_path / f"{device}.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        ["snakemake", "-n", "--forceall", "--cores", "4", "--configfile", str(configfile),
+         "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path / device)],
+        cwd=tmp_path, env=workflow_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    resources: dict[str, set[str]] = {}
+    for _, rule, body in job_blocks(result.stdout + result.stderr):
+        line = re.search(r"^\s*resources: (.*)$", body, flags=re.M)
+        resources.setdefault(rule, set()).add(line.group(1) if line else "")
+    assert "train" in resources and "tables" in resources, resources
+    return resources
+
+
+def test_gpu_rules_request_a_gpu_and_cpus_per_gpu_cpu_rules_do_not(tmp_path):
+    threads = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())["threads"]
+    on_cuda = dry_run_resources(tmp_path, "cuda")
+    for rule, lines in on_cuda.items():
+        for line in lines:
+            if rule in GPU_RULES:
+                assert "gpu=1" in line.split(", ") and f"cpus_per_gpu={threads}" in line, line
+            if rule in CPU_RULES or rule == "all":
+                assert not re.search(r"\bgpu=[1-9]", line), (rule, line)
+    for rule, lines in dry_run_resources(tmp_path, "cpu").items():
+        for line in lines:
+            assert not re.search(r"\bgpu=[1-9]", line), (rule, line)
+
+
+# ------------------------------------------------------------------ GPU slots (no GPU needed)
+
+
+def test_claim_gpu_single_device_needs_no_lock(tmp_path):
+    """Under SLURM (gpu=1) the job sees exactly its GPU: index 0, nothing locked."""
+    assert claim_gpu(1, tmp_path / "locks") == 0
+    assert not (tmp_path / "locks").exists()
+
+
+def test_claim_gpu_gives_concurrent_jobs_different_gpus(tmp_path, monkeypatch, caplog):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    try:
+        assert [claim_gpu(3, tmp_path) for _ in range(3)] == [0, 1, 2]
+        with caplog.at_level(logging.WARNING, logger="robdml.runtime"):
+            assert claim_gpu(3, tmp_path) in {0, 1, 2}  # oversubscribed: shares, never hangs
+        assert "all 3 GPUs are held" in caplog.text
+    finally:
+        release_gpus()
+    assert claim_gpu(3, tmp_path) == 0  # released slots are free again
+    release_gpus()
+
+
+def test_claim_gpu_names_locks_after_physical_gpus(tmp_path, monkeypatch):
+    """Jobs seeing different subsets (CUDA_VISIBLE_DEVICES) agree on physical GPUs."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5,7")
+    try:
+        assert claim_gpu(2, tmp_path) == 0
+        assert (tmp_path / "gpu-5.lock").exists()
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7,5")
+        assert claim_gpu(2, tmp_path) == 0  # physical GPU 7 is free, 5 is held
+        assert (tmp_path / "gpu-7.lock").exists()
+    finally:
+        release_gpus()
+
+
+def test_claim_gpu_slot_is_freed_when_the_job_dies(tmp_path, monkeypatch):
+    """The lock lives as long as the job's process, even when it is killed (SIGKILL)."""
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from robdml.runtime import claim_gpu; "
+         f"print(claim_gpu(2, {str(tmp_path)!r}), flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True, env=workflow_env(),
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "0"
+        assert claim_gpu(2, tmp_path) == 1
+        release_gpus()
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert claim_gpu(2, tmp_path) == 0
+    release_gpus()
+
+
+# ------------------------------------------------------------------ real SLURM cluster
+
+
+def cluster_problem() -> str | None:
+    """Why no SLURM cluster can be used here, or None when one answers."""
+    for tool in ("sbatch", "sinfo", "squeue", "scancel", "scontrol"):
+        if shutil.which(tool) is None:
+            return f"`{tool}` is not on PATH: no SLURM here (start one: sudo .ci/start-slurm.sh)"
+    try:
+        result = subprocess.run(
+            ["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=20
+        )
+    except subprocess.TimeoutExpired:
+        return "`sinfo` timed out: no slurmctld answers"
+    if result.returncode != 0:
+        return f"no SLURM cluster answers (`sinfo`: {result.stderr.strip()})"
+    states = {state.rstrip("*~#!%$@^-") for state in result.stdout.split()}
+    if not states & {"idle", "mixed", "allocated", "completing"}:
+        return f"no usable SLURM node (states: {sorted(states) or 'none'})"
+    return None
+
+
+def has_accounting() -> bool:
+    """`sacct` works (slurmdbd): the plugin's default status command is usable."""
+    try:
+        result = subprocess.run(
+            ["sacct", "-X", "-n", "--starttime", "now-1minutes"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
+
+
+def has_gpu_gres() -> bool:
+    result = subprocess.run(["sinfo", "-h", "-o", "%G"], capture_output=True, text=True)
+    return "gpu" in result.stdout
+
+
+def tiny_config() -> dict:
+    """config/demo.yaml cut down: one defense, one attack with few steps, few epochs."""
+    config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    config["threads"] = 1
+    config["training"]["epochs"] = 4
+    defense = "vanilla" if "vanilla" in config["defenses"] else next(iter(config["defenses"]))
+    config["defenses"] = {defense: config["defenses"][defense]}
+    attack = next(iter(config["attacks"]))
+    config["attacks"] = {attack: config["attacks"][attack]}
+    method = config["attacks"][attack]["method"]
+    config["attack_methods"][method] = {**config["attack_methods"][method], "steps": 3}
+    config["evaluation"]["eps_255"] = [config["report"]["main_eps_255"]]
+    config["evaluation"]["chance_repeats"] = 1
+    config["resources"]["mem_mb"] = 2000
+    return config
+
+
+def copy_repo(target: Path) -> Path:
+    """The workflow part of the checkout (what a user clones), without results."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", ".snakemake", "results")
+    target.mkdir(parents=True)
+    for name in ("Snakefile", "workflow", "src", "config", "slurm"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=ignore)
+        else:
+            shutil.copy2(source, target / name)
+    return target
+
+
+def our_jobs(workdir: Path) -> list[dict]:
+    """Queued/running SLURM jobs whose working directory is `workdir`."""
+    result = subprocess.run(
+        ["squeue", "-h", "-o", "%i|%T|%k|%Z"], capture_output=True, text=True, timeout=30
+    )
+    jobs = []
+    for line in result.stdout.splitlines():
+        parts = line.split("|")
+        if len(parts) == 4 and Path(parts[3]) == workdir:
+            jobs.append({"id": parts[0], "state": parts[1], "comment": parts[2]})
+    return jobs
+
+
+def show_job(job_id: str) -> str:
+    result = subprocess.run(
+        ["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, timeout=30
+    )
+    return result.stdout
+
+
+def sacct_jobs(job_ids: list[str]) -> dict[str, dict]:
+    result = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-j", ",".join(job_ids),
+         "--format=JobIdRaw,State,Comment,WorkDir,ReqTRES%300"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    jobs = {}
+    for line in result.stdout.splitlines():
+        job_id, state, comment, workdir, tres = line.split("|", 4)
+        jobs[job_id] = {"state": state, "comment": comment, "workdir": workdir, "tres": tres}
+    return jobs
+
+
+def slurmctld_submissions() -> set[str]:
+    """Job ids slurmctld logged as batch submissions (needs a readable SlurmctldLogFile)."""
+    config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True)
+    match = re.search(r"^SlurmctldLogFile\s*=\s*(\S+)", config.stdout, flags=re.M)
+    if not match or not os.access(match.group(1), os.R_OK):
+        return set()
+    text = Path(match.group(1)).read_text(errors="replace")
+    return set(re.findall(r"_slurm_rpc_submit_batch_job: JobId=(\d+)", text))
+
+
+def submitted_jobs(log: str) -> tuple[dict[str, str], list[str]]:
+    """({SLURM job id: rule} of every submitted job, [rules run locally]) from a snakemake
+    log; fails when a non-local job was not submitted with sbatch."""
+    submissions = dict(re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log))
+    slurm_ids, local = {}, []
+    for kind, rule, body in job_blocks(log):
+        jobid = re.search(r"^\s*jobid: (\d+)$", body, flags=re.M)
+        if kind == "localrule":
+            local.append(rule)
+            assert not (jobid and jobid.group(1) in submissions), f"local {rule} submitted"
+        elif jobid and rule != "all":
+            assert jobid.group(1) in submissions, f"job {rule} ({jobid.group(1)}) not sbatch'ed"
+            slurm_ids[submissions[jobid.group(1)]] = rule
+    return slurm_ids, local
+
+
+def strip_timings(value):
+    """A metrics JSON without its wall-clock fields."""
+    if isinstance(value, dict):
+        return {
+            key: strip_timings(item)
+            for key, item in value.items()
+            if key not in {"seconds", "timings", "wall_seconds"}
+        }
+    if isinstance(value, list):
+        return [strip_timings(item) for item in value]
+    return value
+
+
+@pytest.fixture(scope="module")
+def slurm_runs(tmp_path_factory):
+    """The tiny demo through `snakemake --profile slurm`, with the training job cancelled
+    (scancel) after its first checkpoint and the command rerun; and the same config run
+    locally (`--cores 2`) at the same time. Everything is bounded with `timeout -k`."""
+    problem = cluster_problem()
+    if problem:
+        if os.environ.get("ROBDML_REQUIRE_SLURM") == "1":
+            pytest.fail(f"ROBDML_REQUIRE_SLURM=1 but {problem}")
+        pytest.skip(problem)
+    base = tmp_path_factory.mktemp("slurm")
+    tiny = base / "tiny.yaml"
+    tiny.write_text(yaml.safe_dump(tiny_config(), sort_keys=False))
+    on_slurm, local = copy_repo(base / "slurm_run"), copy_repo(base / "local_run")
+    accounting, gpu = has_accounting(), has_gpu_gres()
+    # The profile's own settings, plus: a short first status poll (speed only), squeue
+    # where the cluster has no accounting (sacct would hang the plugin), and, on a node
+    # with a (fake) GPU, a GPU request for training: it runs on the CPU (device: cpu)
+    # but must be scheduled as a GPU job; the other rules stay CPU jobs.
+    command = ["snakemake", "--profile", "slurm", "--configfile", str(tiny),
+               "--slurm-init-seconds-before-status-checks", "3"]  # fmt: skip
+    if not accounting:
+        command += ["--slurm-status-command", "squeue"]
+    if gpu:
+        command += ["--set-resources", "train:gpu=1", "train:cpus_per_gpu=1"]
+    logs = {name: base / f"{name}.log" for name in ("local", "first", "second")}
+    runs = {"base": base, "slurm_dir": on_slurm, "local_dir": local, "gpu": gpu,
+            "accounting": accounting, "logs": logs, "seconds": {}}  # fmt: skip
+    started = time.monotonic()
+    processes = []
+
+    def start(name, args, cwd):
+        handle = logs[name].open("w")
+        process = subprocess.Popen(
+            args, cwd=cwd, env=workflow_env(cwd / "src"), stdout=handle,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        processes.append(process)
+        return process
+
+    try:
+        local_run = start(
+            "local",
+            ["timeout", "-k", "10", "420", "snakemake", "--cores", "2", "--configfile", str(tiny)],
+            local,
+        )
+        first = start("first", ["timeout", "-k", "10", "300", *command, "--retries", "0"], on_slurm)
+        # wait for the training job to run in SLURM and write its first checkpoint
+        deadline, train = time.monotonic() + 240, None
+        while time.monotonic() < deadline and first.poll() is None and train is None:
+            if list((on_slurm / "results" / "models").glob("**/checkpoint.pt")):
+                running = [j for j in our_jobs(on_slurm) if j["state"] == "RUNNING"]
+                train = next((j["id"] for j in running if j["comment"] == "rule_train"), None)
+            time.sleep(0.5)
+        assert train, "no running training job with a checkpoint:\n" + logs["first"].read_text()
+        runs["cancelled_train"], runs["cancelled_train_show"] = train, show_job(train)
+        subprocess.run(["scancel", train], check=True, timeout=30)
+        runs["first_rc"] = first.wait(timeout=320)
+        runs["seconds"]["first"] = time.monotonic() - started
+        second_started = time.monotonic()
+        second = start("second", ["timeout", "-k", "10", "360", *command], on_slurm)
+        runs["second_rc"] = second.wait(timeout=380)
+        runs["seconds"]["second"] = time.monotonic() - second_started
+        runs["seconds"]["slurm_total"] = time.monotonic() - started
+        runs["show"] = {
+            job_id: show_job(job_id) for job_id in submitted_jobs(logs["second"].read_text())[0]
+        }
+        runs["local_rc"] = local_run.wait(timeout=440)
+        runs["seconds"]["local"] = time.monotonic() - started
+        print(f"\nSLURM test timings (s): {json.dumps(runs['seconds'])}")
+        yield runs
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
+        leftovers = [job["id"] for job in our_jobs(on_slurm)]
+        if leftovers:
+            subprocess.run(["scancel", *leftovers], timeout=30)
+
+
+def log_text(runs, name) -> str:
+    return runs["logs"][name].read_text(errors="replace")
+
+
+@pytest.mark.slurm
+def test_slurm_and_local_runs_complete(slurm_runs):
+    assert slurm_runs["second_rc"] == 0, log_text(slurm_runs, "second")[-6000:]
+    assert slurm_runs["local_rc"] == 0, log_text(slurm_runs, "local")[-6000:]
+
+
+@pytest.mark.slurm
+def test_every_non_local_job_went_through_sbatch(slurm_runs):
+    slurm_ids, local_rules = {}, []
+    for name in ("first", "second"):
+        ids, local = submitted_jobs(log_text(slurm_runs, name))
+        slurm_ids.update(ids)
+        local_rules += local
+    rules = set(slurm_ids.values())
+    assert {"train", "tables", "figures"} <= rules, rules
+    assert rules & {"attack", "evaluate_attack", "evaluate_clean"}, rules
+    assert not set(local_rules) & (GPU_RULES | {"tables", "figures"}), local_rules
+    if slurm_runs["accounting"]:
+        records = sacct_jobs(list(slurm_ids))
+        assert set(records) == set(slurm_ids), (records, slurm_ids)
+        for job_id, rule in slurm_ids.items():
+            record = records[job_id]
+            assert record["comment"] in {f"rule_{rule}", ""}, record
+            assert Path(record["workdir"]) == slurm_runs["slurm_dir"], record
+            expected = "CANCELLED" if job_id == slurm_runs["cancelled_train"] else "COMPLETED"
+            assert record["state"].split()[0] == expected, (job_id, rule, record)
+    else:
+        logged = slurmctld_submissions()
+        if not logged:
+            pytest.skip("no accounting and slurmctld log unreadable: cannot cross-check")
+        assert set(slurm_ids) <= logged
+
+
+@pytest.mark.slurm
+def test_results_equal_a_local_run(slurm_runs):
+    on_slurm = slurm_runs["slurm_dir"] / "results" / "metrics"
+    local = slurm_runs["local_dir"] / "results" / "metrics"
+    files = sorted(path.relative_to(local) for path in local.glob("**/*.json"))
+    assert files, "the local run wrote no metrics"
+    assert sorted(path.relative_to(on_slurm) for path in on_slurm.glob("**/*.json")) == files
+    for name in files:
+        slurm_metrics = strip_timings(json.loads((on_slurm / name).read_text()))
+        local_metrics = strip_timings(json.loads((local / name).read_text()))
+        assert slurm_metrics == local_metrics, name
+
+
+@pytest.mark.slurm
+def test_gpu_rule_is_submitted_with_a_gpu_request_cpu_rule_is_not(slurm_runs):
+    if not slurm_runs["gpu"]:
+        pytest.skip("the SLURM node advertises no GPU (start it with SLURM_FAKE_GPUS=1)")
+    train = slurm_runs["cancelled_train_show"]
+    assert "TresPerJob=gres:gpu:1" in train or "gres/gpu=1" in train, train
+    slurm_ids, _ = submitted_jobs(log_text(slurm_runs, "second"))
+    by_rule = {rule: job_id for job_id, rule in slurm_ids.items()}
+    cpu_jobs = [by_rule[rule] for rule in ("tables", "figures") if rule in by_rule]
+    assert cpu_jobs and "train" in by_rule
+    if slurm_runs["accounting"]:
+        records = sacct_jobs([by_rule["train"], *cpu_jobs])
+        assert "gres/gpu=1" in records[by_rule["train"]]["tres"], records
+        for job_id in cpu_jobs:
+            assert "gpu" not in records[job_id]["tres"], records[job_id]
+    for job_id in cpu_jobs:
+        shown = slurm_runs["show"][job_id]
+        assert shown, f"scontrol forgot job {job_id}"
+        assert not re.search(r"gres[:/]gpu", shown), shown
+
+
+@pytest.mark.slurm
+def test_cancelled_training_resumes_from_its_checkpoint(slurm_runs):
+    assert slurm_runs["first_rc"] != 0, "snakemake did not notice the cancelled job"
+    assert slurm_runs["cancelled_train"] in log_text(slurm_runs, "first")
+    train_logs = list((slurm_runs["slurm_dir"] / "results" / "logs" / "train").glob("**/*.log"))
+    assert len(train_logs) == 1, train_logs
+    text = train_logs[0].read_text()
+    assert re.search(r"resuming from .*checkpoint\.pt after epoch \d+", text), text[-3000:]
+    models = list((slurm_runs["slurm_dir"] / "results" / "models").glob("**/model.pt"))
+    assert models and not list(models[0].parent.glob("checkpoint.pt"))
