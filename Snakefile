@@ -28,3 +28,5 @@ rule all:
     input:
         TABLES,
         FIGURES,
+        SANITY,
+        TSNE,

@@ -10,9 +10,11 @@
 #
 # Knobs (environment):
 #   SLURM_CI_DIR      state, spool, logs, pid files, DB data        (default /tmp/slurm-ci)
-#   SLURM_ACCOUNTING  1: slurmdbd + MariaDB, so `sacct` works         (default 1)
-#                     0: no accounting; `sacct` then fails ("Slurm accounting storage is
-#                        disabled") and snakemake needs --slurm-status-command squeue
+#   SLURM_ACCOUNTING  0: no accounting (default). `sacct` then fails ("Slurm accounting
+#                        storage is disabled"); the profile polls with squeue, and
+#                        MinJobAge=3600 keeps finished jobs visible to squeue/scontrol
+#                     1: slurmdbd + MariaDB as well, so `sacct` works (about 30 s more
+#                        on a fresh machine)
 #   SLURM_FAKE_GPUS   N>0: the node advertises N fake gres/gpu (File=/dev/null ...) so
 #                        jobs asking for --gpus=1 are scheduled             (default 1)
 #   SLURM_WAIT        max seconds for each wait step                   (default 60)
@@ -22,7 +24,7 @@
 set -euo pipefail
 
 DIR=${SLURM_CI_DIR:-/tmp/slurm-ci}
-ACCOUNTING=${SLURM_ACCOUNTING:-1}
+ACCOUNTING=${SLURM_ACCOUNTING:-0}
 FAKE_GPUS=${SLURM_FAKE_GPUS:-1}
 WAIT=${SLURM_WAIT:-60}
 PARTITION=${SLURM_PARTITION:-main}
@@ -125,7 +127,7 @@ $ACCT
 JobCompType=jobcomp/none
 MpiDefault=none
 ReturnToService=2
-MinJobAge=300
+MinJobAge=3600
 SchedulerType=sched/backfill
 $GRES_LINE
 NodeName=$HOST $HW$NODE_GRES State=UNKNOWN

@@ -9,8 +9,9 @@ from robdml.tables import main_table, write_tables
 
 def write_result(directory, seed, attack, eps, nmi, defense="vanilla"):
     metrics = {"nmi": nmi, "f1": nmi / 2, "recall@1": nmi, "ari": nmi - 0.5, "nmi_chance": 0.5}
+    threat = "clean" if attack == "clean" else "whitebox"
     ids = {"dataset": "d", "backbone": "b", "defense": defense, "seed": seed,
-           "attack": attack, "eps_255": eps}  # fmt: skip
+           "attack": attack, "eps_255": eps, "threat": threat, "source": ""}  # fmt: skip
     path = directory / f"{defense}_{seed}_{attack}_{eps}.json"
     path.write_text(json.dumps({"ids": ids, "metrics": metrics, "config_hash": "x"}))
     return path
@@ -42,8 +43,10 @@ def test_single_seed_prints_the_value_alone():
     long = pd.DataFrame(
         [
             {"dataset": "d", "backbone": "b", "defense": "v", "seed": 0, "attack": a,
-             "eps_255": e, "nmi": n, "f1": n, "recall@1": n, "ari": n, "nmi_chance": 0.5}
-            for a, e, n in [("clean", 0, 0.9), ("centroid", 8, 0.4)]
+             "threat": t, "eps_255": e, "nmi": n, "f1": n, "recall@1": n, "ari": n,
+             "nmi_chance": 0.5}
+            for a, t, e, n in [("clean", "clean", 0, 0.9), ("centroid", "whitebox", 8, 0.4),
+                               ("centroid", "transfer", 8, 0.1)]
         ]
     )  # fmt: skip
     row = main_table(long, 8).iloc[0]

@@ -44,7 +44,9 @@ def test_paper_config_plans_every_training_job_offline(tmp_path):
     )
     assert counts["train"] == n_models
     assert counts["evaluate_clean"] == n_models
-    assert counts["attack"] == n_models * len(config["attacks"])
+    sweep = config["evaluation"]["sweep_attacks"]
+    assert counts["attack"] == n_models * len(sweep)
+    assert counts["attack_main_eps"] == n_models * (len(config["attacks"]) - len(sweep))
     for dataset in config["datasets"]:
         assert f"data/{dataset}/train.pt" in run.stdout
 
@@ -58,7 +60,8 @@ def test_default_config_is_the_paper_and_a_configfile_replaces_it(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_demo(tmp_path_factory):
-    """The demo config cut down to seconds of compute: 1 epoch, 2 attack steps, 2 eps."""
+    """The demo config cut down to seconds of compute: 1 epoch, 2 attack steps, 2 eps, with a
+    transfer row (pgd_at attacked with vanilla's examples) and a stronger-attack sanity check."""
     workdir = tmp_path_factory.mktemp("demo")
     config = yaml.safe_load((REPO / "config/demo.yaml").read_text())
     config["training"]["epochs"] = 1
@@ -68,6 +71,11 @@ def tiny_demo(tmp_path_factory):
         method["steps"] = 2
     config["evaluation"]["eps_255"] = [4, 8]
     config["report"]["main_eps_255"] = 8
+    config["report"]["tsne"]["defenses"] = ["vanilla", "pgd_at"]
+    config["attacks"]["centroid_steps2x"] = {"method": "centroid", "steps": 4}
+    config["sanity"]["stronger_attacks"] = {"centroid": ["centroid_steps2x"]}
+    config["transfer"] = {"attacks": ["centroid"], "source_defenses": ["vanilla"],
+                          "source_seed_offset": 1}  # fmt: skip
     path = workdir / "tiny.yaml"
     path.write_text(yaml.safe_dump(config))
     run = snakemake("--cores", "2", "--configfile", str(path), cwd=workdir)
@@ -82,12 +90,24 @@ def test_demo_writes_tables_figures_and_metrics_with_provenance(tiny_demo):
     for name in ("nmi_by_defense", "nmi_vs_eps", "recall1_vs_eps"):
         for suffix in (".png", ".pdf"):
             assert (workdir / "results/figures" / (name + suffix)).stat().st_size > 1000
+    for suffix in (".png", ".pdf"):
+        assert (workdir / f"results/figures/tsne_glyphs_cnn{suffix}").stat().st_size > 1000
     main = pd.read_csv(workdir / "results/tables/main.csv")
     assert sorted(main["defense"]) == ["pgd_at", "vanilla"]
+    long = pd.read_csv(workdir / "results/tables/long.csv")
+    transfer = long[long["threat"] == "transfer"]
+    assert set(transfer["defense"]) == {"pgd_at"} and set(transfer["source"]) == {"vanilla/seed0"}
+    assert set(long.loc[long["attack"] == "centroid_steps2x", "eps_255"]) == {8}
+    sanity = pd.read_csv(workdir / "results/sanity/sanity.csv")
+    checks = " ".join(sanity["check"])
+    assert "a: non-increasing" in checks and "b: centroid_steps2x" in checks
+    assert "c: white-box" in checks
+    assert sanity["passed"].dtype == bool
     record = json.loads(
         (workdir / "results/metrics/glyphs/cnn/vanilla/seed0/centroid/eps8.json").read_text()
     )
     assert record["ids"]["attack"] == "centroid" and record["ids"]["eps_255"] == 8
+    assert record["ids"]["threat"] == "whitebox"
     assert record["versions"]["torch"].startswith("2.14.1")
     assert record["config"]["model"]["defense"] == {"method": "vanilla"}
     assert len(record["config_hash"]) == 16
@@ -106,3 +126,4 @@ def test_demo_rerun_is_a_no_op_and_an_attack_change_reruns_only_downstream(tiny_
     counts = job_counts(snakemake("-n", "--configfile", str(changed), cwd=workdir).stdout)
     assert "train" not in counts and "prepare_data" not in counts
     assert counts["attack"] == 2  # centroid, for both defenses
+    assert "evaluate_transfer" in counts  # pgd_at attacked with vanilla's new examples

@@ -51,10 +51,29 @@ def validate_config(config: dict, schema: dict, source: str = "config") -> dict:
         merged = deep_merge(config["training"], recipe)
         check(merged, schema["$defs"]["training"], schema, source, f"recipes.{dataset}")
         resolved["recipes"][dataset] = merged
+    check_references(config, source)
     main_eps = config["report"]["main_eps_255"]
     if main_eps not in config["evaluation"]["eps_255"]:
         raise ConfigError(f"{source}: report.main_eps_255: {main_eps} is not in evaluation.eps_255")
     return resolved
+
+
+def check_references(config: dict, source: str) -> None:
+    """Names used in `transfer`, `sanity` and `report.tsne` must be configured entries."""
+    references = [
+        ("evaluation.sweep_attacks", config["evaluation"]["sweep_attacks"], "attacks"),
+        ("transfer.attacks", config["transfer"]["attacks"], "attacks"),
+        ("transfer.source_defenses", config["transfer"]["source_defenses"], "defenses"),
+        ("sanity.stronger_attacks", list(config["sanity"]["stronger_attacks"]), "attacks"),
+        ("report.tsne.defenses", config["report"]["tsne"]["defenses"], "defenses"),
+        ("report.tsne.attack", [config["report"]["tsne"]["attack"]], "attacks"),
+    ]
+    for variants in config["sanity"]["stronger_attacks"].values():
+        references.append(("sanity.stronger_attacks", variants, "attacks"))
+    for where, names, section in references:
+        for name in names:
+            if name not in config[section]:
+                raise ConfigError(f"{source}: {where}: {name!r} is not in `{section}`")
 
 
 def load_config(path: str | Path, schema_path: str | Path = SCHEMA_PATH) -> dict:

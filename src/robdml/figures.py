@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -23,7 +24,10 @@ def save(figure, stem: Path) -> None:
 def nmi_by_defense(long: pd.DataFrame, eps_255: float, stem: Path) -> None:
     """Bar plot: NMI of every defense, clean and under each attack at `eps_255`, per
     dataset/backbone panel; error bars are the std over seeds. The dashed line is chance NMI."""
-    selected = long[(long["attack"] == "clean") | (long["eps_255"] == eps_255)].copy()
+    selected = long[
+        (long["threat"] == "clean")
+        | ((long["threat"] == "whitebox") & (long["eps_255"] == eps_255))
+    ].copy()
     selected["condition"] = selected["attack"].where(
         selected["attack"] == "clean", selected["attack"] + f" ({eps_255:g}/255)"
     )
@@ -40,10 +44,11 @@ def nmi_by_defense(long: pd.DataFrame, eps_255: float, stem: Path) -> None:
     save(grid.figure, stem)
 
 
-def metric_vs_eps(long: pd.DataFrame, metric: str, stem: Path) -> None:
-    """Line plot: worst case over attacks of `metric` against eps, one line per defense."""
-    clean = long[long["attack"] == "clean"].copy()
-    attacked = long[long["attack"] != "clean"]
+def metric_vs_eps(long: pd.DataFrame, metric: str, attacks: list[str], stem: Path) -> None:
+    """Line plot: worst case over the sweep `attacks` (white-box) of `metric` against eps, one
+    line per defense; eps 0 is the clean test set."""
+    clean = long[long["threat"] == "clean"].copy()
+    attacked = long[(long["threat"] == "whitebox") & long["attack"].isin(attacks)]
     ids = ["dataset", "backbone", "defense", "seed", "eps_255"]
     worst = attacked.groupby(ids, as_index=False)[metric].min()
     clean["eps_255"] = 0.0
@@ -55,3 +60,37 @@ def metric_vs_eps(long: pd.DataFrame, metric: str, stem: Path) -> None:
     )  # fmt: skip
     grid.set_axis_labels("eps (/255), worst case over attacks", metric)
     save(grid.figure, stem)
+
+
+def tsne_panels(panels: list[dict], stem: Path, perplexity: float, seed: int) -> None:
+    """t-SNE of clean and adversarial test embeddings, one row per defense (as in the paper's
+    v1 Fig. 1): each panel = {'defense', 'clean' [n, D], 'adversarial' [n, D], 'labels' [n]}.
+    Clean and adversarial embeddings of a defense share one t-SNE fit, so the two columns are
+    directly comparable; colours are test classes."""
+    from sklearn.manifold import TSNE
+
+    rows = []
+    for panel in panels:
+        joint = np.concatenate([panel["clean"], panel["adversarial"]])
+        points = TSNE(perplexity=perplexity, random_state=seed, init="pca").fit_transform(joint)
+        n = len(panel["labels"])
+        for condition, block in (("clean", points[:n]), ("adversarial", points[n:])):
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "x": block[:, 0],
+                        "y": block[:, 1],
+                        "class": panel["labels"].astype(str),
+                        "condition": condition,
+                        "defense": panel["defense"],
+                    }
+                )
+            )
+    frame = pd.concat(rows, ignore_index=True)
+    grid = sns.relplot(
+        data=frame, x="x", y="y", hue="class", row="defense", col="condition", s=12,
+        height=2.6, aspect=1.0, legend=False, facet_kws={"sharex": False, "sharey": False},
+    )  # fmt: skip
+    grid.set(xticks=[], yticks=[], xlabel="", ylabel="")
+    save(grid.figure, stem)
+

@@ -1,5 +1,6 @@
 """Attacks: adversarial versions of the whole test set per (trained model, attack), one file
-per eps; one job covers the eps sweep (k-means context and start-up paid once)."""
+per eps; one job covers the eps sweep (k-means context and start-up paid once). Attacks in
+`evaluation.sweep_attacks` run at every eps, the others at the main eps only."""
 
 
 rule attack:
@@ -8,11 +9,13 @@ rule attack:
         data=f"{DATA}/test.pt",
         script=f"{SRC}/attack.py",
     output:
-        adversarial_outputs(),
+        adversarial_outputs(EPS),
     log:
         f"{LOGS}/attack/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/{{attack}}.log",
     benchmark:
         f"{BENCHMARKS}/attack/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/{{attack}}.tsv"
+    wildcard_constraints:
+        attack=one_of(SWEEP_ATTACKS),
     conda:
         "../../envs/torch.yaml"
     threads: config["threads"]
@@ -20,12 +23,19 @@ rule attack:
         gpu=GPUS,
         cpus_per_gpu=cpus_per_gpu,
         mem_mb=config["resources"]["mem_mb"],
-        runtime=lambda w: RUNTIME["attack"] * n_members(w) * len(EPS),
+        runtime=lambda w: RUNTIME["attack"] * n_members(w) * len(eps_of(w.attack)),
     params:
         spec=lambda w: as_json(attack_spec(config, w.attack)),
-        eps=EPS,
+        eps=lambda w: eps_of(w.attack),
         device=config["device"],
     shell:
         "python {input.script} --spec {params.spec:q} --eps {params.eps}"
         " --model {input.model} --data {input.data} --out {output}"
         " --device {params.device} --threads {threads} > {log} 2>&1"
+
+
+use rule attack as attack_main_eps with:
+    output:
+        adversarial_outputs([MAIN_EPS]),
+    wildcard_constraints:
+        attack=one_of(MAIN_EPS_ATTACKS),

@@ -39,6 +39,9 @@ wildcard_constraints:
 DATA = f"{config['data_root']}/{{dataset}}"
 MODEL = "results/models/{dataset}/{backbone}/{defense}/seed{seed}"
 ADVERSARIAL = "results/adversarial/{dataset}/{backbone}/{defense}/seed{seed}/{attack}"
+SOURCE_ADVERSARIAL = (  # a transfer source's adversarial test sets
+    "results/adversarial/{dataset}/{backbone}/{source_defense}/seed{source_seed}/{attack}"
+)
 METRICS = "results/metrics/{dataset}/{backbone}/{defense}/seed{seed}"
 LOGS = "results/logs"
 BENCHMARKS = "results/benchmarks"
@@ -52,11 +55,24 @@ def cpus_per_gpu(wildcards, threads):
 
 
 EPS = [f"{eps:g}" for eps in config["evaluation"]["eps_255"]]  # path form: 8, 0.5
+MAIN_EPS = f"{config['report']['main_eps_255']:g}"
+SWEEP_ATTACKS = config["evaluation"]["sweep_attacks"]
+MAIN_EPS_ATTACKS = [a for a in config["attacks"] if a not in SWEEP_ATTACKS]
 
 
-def per_eps(pattern):
-    """One path per eps of the sweep; the other wildcards stay wildcards."""
-    return [pattern.replace("{eps}", eps) for eps in EPS]
+def one_of(names):
+    """Wildcard regex matching exactly these names (nothing when empty)."""
+    return "|".join(names) if names else "(?!)"
+
+
+def per_eps(pattern, eps_list=EPS):
+    """One path per eps; the other wildcards stay wildcards."""
+    return [pattern.replace("{eps}", eps) for eps in eps_list]
+
+
+def eps_of(attack):
+    """Sweep attacks run at every eps, the others at the main eps only."""
+    return EPS if attack in SWEEP_ATTACKS else [MAIN_EPS]
 
 
 MODEL_IDS = [
@@ -71,12 +87,43 @@ ATTACK_METRICS = [
     f"{METRICS}/{{attack}}/eps{{eps}}.json".format(**ids, attack=a, eps=eps)
     for ids in MODEL_IDS
     for a in config["attacks"]
-    for eps in EPS
+    for eps in eps_of(a)
 ]
-ALL_METRICS = CLEAN_METRICS + ATTACK_METRICS
+TRANSFER = "transfer/{source_defense}_seed{source_seed}/{attack}"
+
+
+def transfer_sources(ids):
+    """(defense, seed) of the source models whose examples are transferred to model `ids`."""
+    seeds = config["seeds"]
+    offset = config["transfer"]["source_seed_offset"]
+    source_seed = seeds[(seeds.index(ids["seed"]) + offset) % len(seeds)]
+    return [
+        (defense, source_seed)
+        for defense in config["transfer"]["source_defenses"]
+        if (defense, source_seed) != (ids["defense"], ids["seed"])
+    ]
+
+
+TRANSFER_METRICS = [
+    f"{METRICS}/{TRANSFER}/eps{{eps}}.json".format(
+        **ids, source_defense=sd, source_seed=ss, attack=a, eps=eps
+    )
+    for ids in MODEL_IDS
+    for sd, ss in transfer_sources(ids)
+    for a in config["transfer"]["attacks"]
+    for eps in eps_of(a)
+]
+ALL_METRICS = CLEAN_METRICS + ATTACK_METRICS + TRANSFER_METRICS
 TABLES = expand("results/tables/main.{ext}", ext=["csv", "md", "tex"])
+SANITY = expand("results/sanity/sanity.{ext}", ext=["csv", "md"])
 FIGURE_NAMES = ["nmi_by_defense", "nmi_vs_eps", "recall1_vs_eps"]
 FIGURES = expand("results/figures/{name}.{ext}", name=FIGURE_NAMES, ext=["png", "pdf"])
+TSNE = expand(
+    "results/figures/tsne_{dataset}_{backbone}.{ext}",
+    dataset=config["datasets"],
+    backbone=config["backbones"],
+    ext=["png", "pdf"],
+)
 
 
 def n_members(wildcards):
@@ -88,14 +135,37 @@ def as_json(spec):
     return json.dumps(spec, sort_keys=True)
 
 
-def adversarial_outputs():
+def adversarial_outputs(eps_list):
     """temp() in the paper config: 224 px adversarial test sets are gigabytes each."""
-    outputs = per_eps(f"{ADVERSARIAL}/eps{{eps}}.pt")
+    outputs = per_eps(f"{ADVERSARIAL}/eps{{eps}}.pt", eps_list)
     return outputs if config["keep_adversarial_images"] else [temp(o) for o in outputs]
 
 
-def evaluation_ids(wildcards, attack, eps_list):
-    """Identifiers of the metrics JSONs of one evaluate job, one entry per eps."""
+def tsne_inputs(wildcards):
+    """Models and adversarial test sets (first seed, main eps) shown in the t-SNE figure."""
+    tsne = config["report"]["tsne"]
+    ids = {
+        **wildcards,
+        "seed": config["seeds"][0],
+        "attack": tsne["attack"],
+        "eps": MAIN_EPS,
+    }
+    return {
+        "models": [
+            f"{MODEL}/model.pt".format(**ids, defense=d) for d in tsne["defenses"]
+        ],
+        "adversarial": [
+            f"{ADVERSARIAL}/eps{{eps}}.pt".format(**ids, defense=d)
+            for d in tsne["defenses"]
+        ],
+        "data": f"{DATA}/test.pt".format(**ids),
+    }
+
+
+def evaluation_ids(wildcards, attack, eps_list, threat, source=""):
+    """Identifiers of the metrics JSONs of one evaluate job, one entry per eps; `threat` is
+    clean, whitebox or transfer, `source` the model a transferred attack was crafted on.
+    """
     return as_json(
         [
             {
@@ -105,6 +175,8 @@ def evaluation_ids(wildcards, attack, eps_list):
                 "seed": int(wildcards.seed),
                 "attack": attack,
                 "eps_255": float(eps),
+                "threat": threat,
+                "source": source,
             }
             for eps in eps_list
         ]

@@ -1,13 +1,76 @@
-"""Datasets: raw source -> prepared, class-disjoint train/test split files."""
+"""Datasets: raw files -> verified and extracted -> prepared, class-disjoint train/test splits.
+
+Raw files live in {data_root}/{dataset}/raw/: downloaded where the config gives a url, placed
+by hand otherwise (layout: robdml.data.raw_files). Generated datasets (glyphs) have none.
+"""
 
 
 localrules:
+    download,
+    extract,
     prepare_data,
+
+
+# No script input and a protected output: a code change must not delete and re-fetch a
+# gigabyte archive, nor a file placed by hand (Snakemake removes outputs before rerunning).
+rule download:
+    output:
+        protected(f"{DATA}/raw/{{file}}"),
+    log:
+        f"{LOGS}/download/{{dataset}}/{{file}}.log",
+    benchmark:
+        f"{BENCHMARKS}/download/{{dataset}}/{{file}}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        script=f"{SRC}/download_data.py",
+        source=lambda w: config["datasets"][w.dataset]["source"],
+        entry=lambda w: as_json(config["datasets"][w.dataset]["raw_files"][w.file]),
+    shell:
+        "python {params.script} --dataset {wildcards.dataset} --source {params.source}"
+        " --file {wildcards.file:q} --entry {params.entry:q} --out {output:q} --log {log:q}"
+
+
+# Extraction does not depend on the script's code either: rerunning it would rebuild
+# every prepared split and model downstream.
+rule extract:
+    input:
+        lambda w: expand(
+            f"{DATA}/raw/{{name}}",
+            dataset=w.dataset,
+            name=list(config["datasets"][w.dataset]["raw_files"]),
+        ),
+    output:
+        directory(f"{DATA}/extracted"),
+    log:
+        f"{LOGS}/extract/{{dataset}}.log",
+    benchmark:
+        f"{BENCHMARKS}/extract/{{dataset}}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        script=f"{SRC}/extract_data.py",
+        source=lambda w: config["datasets"][w.dataset]["source"],
+        md5=lambda w: as_json(
+            {
+                name: entry["md5"]
+                for name, entry in config["datasets"][w.dataset]["raw_files"].items()
+            }
+        ),
+    shell:
+        "python {params.script} --source {params.source} --md5 {params.md5:q}"
+        " --out {output:q} --log {log:q} {input:q}"
 
 
 rule prepare_data:
     input:
         script=f"{SRC}/prepare_data.py",
+        # metadata files in raw/ are read too: extract depends on them
+        extracted=lambda w: (
+            expand(f"{DATA}/extracted", dataset=w.dataset)
+            if "raw_files" in config["datasets"][w.dataset]
+            else []
+        ),
     output:
         train=f"{DATA}/train.pt",
         test=f"{DATA}/test.pt",
@@ -22,7 +85,14 @@ rule prepare_data:
         mem_mb=config["resources"]["mem_mb"],
         runtime=RUNTIME["prepare"],
     params:
-        spec=lambda w: as_json(config["datasets"][w.dataset]),
+        # without raw_files: a new url or md5 alone must not re-prepare (extract reruns then)
+        spec=lambda w: as_json(
+            {
+                k: v
+                for k, v in config["datasets"][w.dataset].items()
+                if k != "raw_files"
+            }
+        ),
     shell:
         "python {input.script} --spec {params.spec:q}"
         " --train {output.train} --test {output.test} > {log} 2>&1"

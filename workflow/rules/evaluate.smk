@@ -1,4 +1,5 @@
-"""Evaluation: clustering + retrieval metrics of a model on its clean or adversarial test sets."""
+"""Evaluation: clustering + retrieval metrics of a model on its clean test set, on its own
+adversarial test sets (white-box) and on those crafted on other models (transfer)."""
 
 
 rule evaluate_clean:
@@ -22,7 +23,7 @@ rule evaluate_clean:
         runtime=RUNTIME["evaluate"],
     params:
         spec=as_json(evaluation_spec(config)),
-        ids=lambda w: evaluation_ids(w, "clean", [0]),
+        ids=lambda w: evaluation_ids(w, "clean", [0], "clean"),
         device=config["device"],
     shell:
         "python {input.script} --spec {params.spec:q} --ids {params.ids:q}"
@@ -41,6 +42,8 @@ rule evaluate_attack:
         f"{LOGS}/evaluate/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/{{attack}}.log",
     benchmark:
         f"{BENCHMARKS}/evaluate/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/{{attack}}.tsv"
+    wildcard_constraints:
+        attack=one_of(SWEEP_ATTACKS),
     conda:
         "../../envs/torch.yaml"
     threads: config["threads"]
@@ -51,9 +54,64 @@ rule evaluate_attack:
         runtime=RUNTIME["evaluate"] * len(EPS),
     params:
         spec=as_json(evaluation_spec(config)),
-        ids=lambda w: evaluation_ids(w, w.attack, EPS),
+        ids=lambda w: evaluation_ids(w, w.attack, EPS, "whitebox"),
         device=config["device"],
     shell:
         "python {input.script} --spec {params.spec:q} --ids {params.ids:q}"
         " --model {input.model} --images {input.images} --out {output}"
         " --device {params.device} --threads {threads} > {log} 2>&1"
+
+
+use rule evaluate_attack as evaluate_attack_main_eps with:
+    input:
+        model=f"{MODEL}/model.pt",
+        images=per_eps(f"{ADVERSARIAL}/eps{{eps}}.pt", [MAIN_EPS]),
+        script=f"{SRC}/evaluate.py",
+    output:
+        per_eps(f"{METRICS}/{{attack}}/eps{{eps}}.json", [MAIN_EPS]),
+    wildcard_constraints:
+        attack=one_of(MAIN_EPS_ATTACKS),
+    params:
+        spec=as_json(evaluation_spec(config)),
+        ids=lambda w: evaluation_ids(w, w.attack, [MAIN_EPS], "whitebox"),
+        device=config["device"],
+
+
+use rule evaluate_attack as evaluate_transfer with:
+    input:
+        model=f"{MODEL}/model.pt",
+        images=per_eps(f"{SOURCE_ADVERSARIAL}/eps{{eps}}.pt"),
+        script=f"{SRC}/evaluate.py",
+    output:
+        per_eps(f"{METRICS}/{TRANSFER}/eps{{eps}}.json"),
+    log:
+        f"{LOGS}/evaluate/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/{TRANSFER}.log",
+    benchmark:
+        f"{BENCHMARKS}/evaluate/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/{TRANSFER}.tsv"
+    params:
+        spec=as_json(evaluation_spec(config)),
+        ids=lambda w: evaluation_ids(
+            w, w.attack, EPS, "transfer", f"{w.source_defense}/seed{w.source_seed}"
+        ),
+        device=config["device"],
+
+
+use rule evaluate_transfer as evaluate_transfer_main_eps with:
+    input:
+        model=f"{MODEL}/model.pt",
+        images=per_eps(f"{SOURCE_ADVERSARIAL}/eps{{eps}}.pt", [MAIN_EPS]),
+        script=f"{SRC}/evaluate.py",
+    output:
+        per_eps(f"{METRICS}/{TRANSFER}/eps{{eps}}.json", [MAIN_EPS]),
+    wildcard_constraints:
+        attack=one_of(MAIN_EPS_ATTACKS),
+    params:
+        spec=as_json(evaluation_spec(config)),
+        ids=lambda w: evaluation_ids(
+            w,
+            w.attack,
+            [MAIN_EPS],
+            "transfer",
+            f"{w.source_defense}/seed{w.source_seed}",
+        ),
+        device=config["device"],

@@ -58,6 +58,66 @@ rule figures:
         runtime=RUNTIME["report"],
     params:
         main_eps=config["report"]["main_eps_255"],
+        sweep_attacks=SWEEP_ATTACKS,
     shell:
         "python {input.script} --long {input.long} --main-eps {params.main_eps}"
-        " --out-dir results/figures > {log} 2>&1"
+        " --sweep-attacks {params.sweep_attacks} --out-dir results/figures > {log} 2>&1"
+
+
+rule sanity:
+    input:
+        long="results/tables/long.csv",
+        script=f"{SRC}/sanity.py",
+    output:
+        csv="results/sanity/sanity.csv",
+        md=report(
+            "results/sanity/sanity.md",
+            caption="../report/sanity.rst",
+            category="Sanity",
+        ),
+    log:
+        f"{LOGS}/sanity.log",
+    benchmark:
+        f"{BENCHMARKS}/sanity.tsv"
+    conda:
+        "../../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=RUNTIME["report"],
+    params:
+        spec=as_json(config["sanity"]),
+        main_eps=config["report"]["main_eps_255"],
+    shell:
+        "python {input.script} --long {input.long} --spec {params.spec:q}"
+        " --main-eps {params.main_eps} --csv {output.csv} --md {output.md} > {log} 2>&1"
+
+
+rule tsne:
+    input:
+        unpack(tsne_inputs),
+        script=f"{SRC}/tsne.py",
+    output:
+        report(
+            "results/figures/tsne_{dataset}_{backbone}.png",
+            caption="../report/tsne.rst",
+            category="Figures",
+        ),
+        "results/figures/tsne_{dataset}_{backbone}.pdf",
+    log:
+        f"{LOGS}/tsne/{{dataset}}_{{backbone}}.log",
+    benchmark:
+        f"{BENCHMARKS}/tsne/{{dataset}}_{{backbone}}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: config["threads"]
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=RUNTIME["report"],
+    params:
+        spec=as_json(config["report"]["tsne"]),
+        stem="results/figures/tsne_{dataset}_{backbone}",
+    shell:
+        "python {input.script} --spec {params.spec:q} --models {input.models}"
+        " --adversarial {input.adversarial} --data {input.data} --out-stem {params.stem}"
+        " --threads {threads} > {log} 2>&1"

@@ -12,26 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from robdml.data.image_files import ImageSplit, first_classes_split
-from robdml.data.raw_files import RawFile
-
-THIRD_PARTY_MD5 = (
-    "reported by third parties, not published by the dataset authors: if your copy differs, "
-    "check where it came from before putting its md5 in the config"
-)
-RAW_FILES = {
-    "car_ims.tgz": RawFile(
-        obtain="the Stanford Cars dataset; its official link "
-        "http://imagenet.stanford.edu/internal/car196/car_ims.tgz is dead, use a copy you trust "
-        "(e.g. an archived snapshot of that link)",
-        checksum_origin=THIRD_PARTY_MD5,
-    ),
-    "cars_annos.mat": RawFile(
-        obtain="the Stanford Cars dataset; its official link "
-        "http://imagenet.stanford.edu/internal/car196/cars_annos.mat is dead, use a copy you "
-        "trust (e.g. an archived snapshot of that link)",
-        checksum_origin=THIRD_PARTY_MD5,
-    ),
-}
 
 
 def read_split(raw: Path, extracted: Path, spec: dict) -> ImageSplit:

@@ -14,15 +14,6 @@ Layout inside CUB_200_2011.tgz (metadata lines are "<id> <value>"):
 from pathlib import Path
 
 from robdml.data.image_files import ImageSplit, first_classes_split
-from robdml.data.raw_files import RawFile
-
-RAW_FILES = {
-    "CUB_200_2011.tgz": RawFile(
-        obtain="https://data.caltech.edu/records/65de6-vp158 (downloaded automatically when "
-        "the config gives its url)",
-        checksum_origin="as listed on the CaltechDATA record",
-    ),
-}
 
 
 def read_split(raw: Path, extracted: Path, spec: dict) -> ImageSplit:

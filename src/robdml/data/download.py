@@ -71,7 +71,9 @@ def download(
                     f"far are kept in {part} and the next run resumes from them"
                 ) from error
             wait = backoff_s * 2 ** (attempt - 1)
-            log.warning("attempt %d/%d failed (%s); retrying in %.0f s", attempt, attempts, error, wait)
+            log.warning(
+                "attempt %d/%d failed (%s); retrying in %.0f s", attempt, attempts, error, wait
+            )
             time.sleep(wait)
     if md5 is not None:
         try:

@@ -16,20 +16,7 @@ from pathlib import Path
 import torch
 
 from robdml.data.image_files import ImageSplit
-from robdml.data.raw_files import RawFile
 
-OBTAIN = (
-    "the DeepFashion In-shop Clothes Retrieval Benchmark, linked from "
-    "https://mmlab.ie.cuhk.edu.hk/projects/DeepFashion/InShopRetrieval.html (Google Drive "
-    "folder In-shop Clothes Retrieval Benchmark/{})"
-)
-NO_PUBLISHED_MD5 = "no checksum is published: record the md5 of the copy you checked"
-RAW_FILES = {
-    "img.zip": RawFile(obtain=OBTAIN.format("Img/img.zip"), checksum_origin=NO_PUBLISHED_MD5),
-    "list_eval_partition.txt": RawFile(
-        obtain=OBTAIN.format("Eval/list_eval_partition.txt"), checksum_origin=NO_PUBLISHED_MD5
-    ),
-}
 PARTITIONS = ("train", "query", "gallery")
 
 

@@ -33,6 +33,43 @@ class RawFile:
     checksum_origin: str
 
 
+def stanford_cars(name: str) -> RawFile:
+    return RawFile(
+        obtain=f"the Stanford Cars dataset (Krause et al., 2013); its official link "
+        f"http://imagenet.stanford.edu/internal/car196/{name} is dead, use a copy you trust "
+        "(e.g. an archived snapshot of that link)",
+        checksum_origin="reported by third parties, not published by the dataset authors: if "
+        "your copy differs, check where it came from before putting its md5 in the config",
+    )
+
+
+def deepfashion_inshop(path: str) -> RawFile:
+    return RawFile(
+        obtain="the DeepFashion In-shop Clothes Retrieval Benchmark, linked from "
+        "https://mmlab.ie.cuhk.edu.hk/projects/DeepFashion/InShopRetrieval.html (Google Drive "
+        f"folder In-shop Clothes Retrieval Benchmark/{path})",
+        checksum_origin="no checksum is published: record the md5 of the copy you checked",
+    )
+
+
+# Per config `source`, the raw files the dataset modules read (the schema requires the same
+# names in the config, which adds the md5 and, for a download, the url).
+RAW_FILES = {
+    "cub200": {
+        "CUB_200_2011.tgz": RawFile(
+            obtain="https://data.caltech.edu/records/65de6-vp158 (downloaded automatically "
+            "when the config gives its url)",
+            checksum_origin="as listed on the CaltechDATA record",
+        ),
+    },
+    "cars196": {name: stanford_cars(name) for name in ("car_ims.tgz", "cars_annos.mat")},
+    "inshop": {
+        "img.zip": deepfashion_inshop("Img/img.zip"),
+        "list_eval_partition.txt": deepfashion_inshop("Eval/list_eval_partition.txt"),
+    },
+}
+
+
 class MissingRawFileError(FileNotFoundError):
     """A raw file that must be placed by hand is not there."""
 
@@ -46,7 +83,7 @@ def fetch(dataset: str, name: str, entry: dict, raw_file: RawFile, destination: 
     md5 = entry["md5"] or "none known: record the md5 of your copy in the config"
     raise MissingRawFileError(
         f"{dataset}: raw file {name} is missing (it cannot be downloaded automatically).\n"
-        f"  put it at:  {destination}\n"
+        f"  put it at:  {destination.absolute()}\n"
         f"  obtain it:  {raw_file.obtain}\n"
         f"  md5:        {md5} ({raw_file.checksum_origin})"
     )

@@ -2,8 +2,13 @@
 
 from pathlib import Path
 
+from robdml.data import cars196, cub200, inshop
 from robdml.data.glyphs import class_disjoint_split, render_glyphs
+from robdml.data.image_files import write_image_split
 from robdml.data.prepared import save_split
+
+# JPEG datasets: each module reads its class split (`read_split`); raw files: `raw_files`.
+IMAGE_SOURCES = {"cub200": cub200, "cars196": cars196, "inshop": inshop}
 
 
 def prepare_glyphs(spec: dict, train_path: str | Path, test_path: str | Path) -> dict:
@@ -23,7 +28,16 @@ def prepare_glyphs(spec: dict, train_path: str | Path, test_path: str | Path) ->
     }
 
 
-PREPARERS = {"glyphs": prepare_glyphs}
+def prepare_image_files(spec: dict, train_path: str | Path, test_path: str | Path) -> dict:
+    """Index the training images and decode the test images of a JPEG dataset; returns a
+    summary. Its raw files are in `raw/` and its archives extracted in `extracted/` next to
+    `train_path` (rules download and extract, see `robdml.data.raw_files`)."""
+    folder = Path(train_path).parent
+    split = IMAGE_SOURCES[spec["source"]].read_split(folder / "raw", folder / "extracted", spec)
+    return write_image_split(split, spec, train_path, test_path)
+
+
+PREPARERS = {"glyphs": prepare_glyphs} | dict.fromkeys(IMAGE_SOURCES, prepare_image_files)
 
 
 def prepare(spec: dict, train_path: str | Path, test_path: str | Path) -> dict:

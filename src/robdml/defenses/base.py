@@ -65,9 +65,7 @@ class Defense:
         raise NotImplementedError
 
 
-def proxy_log_probabilities(
-    embeddings: torch.Tensor, pal: nn.Module, scale: float
-) -> torch.Tensor:
+def proxy_log_probabilities(embeddings: torch.Tensor, pal: nn.Module, scale: float) -> torch.Tensor:
     """Log-softmax over classes of `scale` x cosine similarity to the member's proxies: the
     class distribution that classification defenses (TRADES, MART, ADP) need and DML lacks."""
     proxies = F.normalize(pal.proxies, dim=1)

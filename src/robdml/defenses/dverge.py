@@ -6,19 +6,29 @@ other image). Member i then learns the label of x on every peer's distilled imag
 (cross-training: loss_i = sum over j != i of PAL_i(f_i(x'_j), y)), so no member keeps the
 non-robust features its peers are vulnerable to.
 
-`layer` indexes the trunk's modules (negative: from the end), so one value fits the small CNN,
-the MLP and ResNets."""
+`layer` indexes the trunk's blocks (negative: from the end), so one value fits the small CNN,
+the MLP, ResNets and GoogLeNet."""
 
 import torch
+from torch import nn
 
 from robdml.defenses.base import Defense, eval_mode
 
 
+def trunk_blocks(trunk: nn.Module) -> list[nn.Module]:
+    """The trunk's blocks in forward order, nested Sequentials flattened: the small CNN's and
+    the MLP's layers, a ResNet's residual blocks, GoogLeNet's inception modules."""
+    blocks = []
+    for child in trunk.children():
+        blocks += trunk_blocks(child) if isinstance(child, nn.Sequential) else [child]
+    return blocks
+
+
 def layer_features(member, images: torch.Tensor, layer: int) -> torch.Tensor:
-    """Output of `member.trunk[layer]` for `images`, flattened to [N, features]."""
+    """Output of the trunk's block `layer` for `images`, flattened to [N, features]."""
     captured = []
-    # clone: an in-place ReLU that follows the layer would overwrite its output
-    hook = member.trunk[layer].register_forward_hook(
+    # clone: an in-place ReLU that follows the block would overwrite its output
+    hook = trunk_blocks(member.trunk)[layer].register_forward_hook(
         lambda module, inputs, output: captured.append(output.clone())
     )
     try:

@@ -73,7 +73,9 @@ class EnsembleAdversarialTraining(Defense):
 
         def mean_member_pal(x: torch.Tensor) -> torch.Tensor:
             losses = [
-                step.pal_losses[index](step.members[index](x[mask[:, index]]), labels[mask[:, index]])
+                step.pal_losses[index](
+                    step.members[index](x[mask[:, index]]), labels[mask[:, index]]
+                )
                 for index in active
             ]
             return sum(losses) / len(losses)

@@ -38,19 +38,26 @@ def mlp(in_channels: int, image_size: int, widths: list[int]) -> tuple[nn.Module
     return nn.Sequential(*layers), features
 
 
-def torchvision_resnet(arch: str, pretrained: bool) -> tuple[nn.Module, int]:
-    """A torchvision ResNet without its classifier, with avg+max pooling."""
+def torchvision_classifier(arch: str, pretrained: bool, **kwargs) -> nn.Module:
+    """A torchvision ImageNet classifier; `pretrained` loads torchvision's default weights,
+    downloaded once into $TORCH_HOME (offline and not cached: a RuntimeError saying so)."""
     import torchvision
 
-    weights = "DEFAULT" if pretrained else None
+    if not pretrained:
+        return torchvision.models.get_model(arch, weights=None, **kwargs)
     try:
-        net = torchvision.models.get_model(arch, weights=weights)
+        return torchvision.models.get_model(arch, weights="DEFAULT", **kwargs)
     except Exception as error:  # no network / no cached weights
         raise RuntimeError(
             f"could not load ImageNet weights for {arch} ({error}); they are downloaded once into "
             "$TORCH_HOME (default ~/.cache/torch). Download them on a machine with network, or set "
             "backbones.<name>.pretrained: false"
         ) from error
+
+
+def torchvision_resnet(arch: str, pretrained: bool) -> tuple[nn.Module, int]:
+    """A torchvision ResNet without its classifier, with avg+max pooling."""
+    net = torchvision_classifier(arch, pretrained)
     feature_dim = net.fc.in_features
     trunk = nn.Sequential(
         net.conv1, net.bn1, net.relu, net.maxpool,
@@ -58,6 +65,41 @@ def torchvision_resnet(arch: str, pretrained: bool) -> tuple[nn.Module, int]:
         GlobalAvgMaxPool(),
     )  # fmt: skip
     return trunk, feature_dim
+
+
+class GoogLeNetTrunk(nn.Module):
+    """torchvision's GoogLeNet up to inception5b, then avg+max pooling: the stand-in for the
+    Proxy Anchor paper's BN-Inception, whose weights only an unmaintained package provides.
+
+    Its ImageNet weights were ported from TensorFlow and expect pixels scaled to [-1, 1];
+    like torchvision's `transform_input`, the input, normalised with the ImageNet mean/std, is
+    mapped to that scale. The map is applied with random weights too, so a saved model computes
+    the same function however it was initialised (`load_model` rebuilds with pretrained: false).
+    """
+
+    IMAGENET_MEAN = (0.485, 0.456, 0.406)
+    IMAGENET_STD = (0.229, 0.224, 0.225)
+
+    def __init__(self, pretrained: bool):
+        super().__init__()
+        # with weights torchvision drops the auxiliary heads itself; a random init uses PyTorch's
+        # defaults (torchvision's own GoogLeNet init is slow and deprecated)
+        untrained = {} if pretrained else {"aux_logits": False, "init_weights": False}
+        net = torchvision_classifier("googlenet", pretrained, **untrained)
+        mean, std = torch.tensor(self.IMAGENET_MEAN), torch.tensor(self.IMAGENET_STD)
+        self.register_buffer("scale", (std / 0.5).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("shift", ((mean - 0.5) / 0.5).view(1, 3, 1, 1), persistent=False)
+        self.features = nn.Sequential(
+            net.conv1, net.maxpool1, net.conv2, net.conv3, net.maxpool2,
+            net.inception3a, net.inception3b, net.maxpool3,
+            net.inception4a, net.inception4b, net.inception4c, net.inception4d, net.inception4e,
+            net.maxpool4, net.inception5a, net.inception5b,
+            GlobalAvgMaxPool(),
+        )  # fmt: skip
+        self.feature_dim = net.fc.in_features
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.features(images * self.scale + self.shift)
 
 
 def build_trunk(backbone: dict, in_channels: int, image_size: int) -> tuple[nn.Module, int]:
@@ -69,4 +111,7 @@ def build_trunk(backbone: dict, in_channels: int, image_size: int) -> tuple[nn.M
         return mlp(in_channels, image_size, backbone["widths"])
     if arch in ("resnet18", "resnet50"):
         return torchvision_resnet(arch, backbone["pretrained"])
+    if arch == "googlenet":
+        trunk = GoogLeNetTrunk(backbone["pretrained"])
+        return trunk, trunk.feature_dim
     raise ValueError(f"unknown backbone arch {arch!r}")

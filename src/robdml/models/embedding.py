@@ -9,7 +9,7 @@ from torch import nn
 from robdml.models.backbones import build_trunk
 
 # ImageNet-pretrained trunks expect RGB input; grey images are repeated to 3 channels.
-RGB_ARCHS = ("resnet18", "resnet50")
+RGB_ARCHS = ("resnet18", "resnet50", "googlenet")
 
 
 class EmbeddingModel(nn.Module):

@@ -1,0 +1,33 @@
+"""Rule sanity: gradient-masking checks per model from the long results table."""
+
+import argparse
+import json
+
+import pandas as pd
+
+from robdml.io import atomic_write
+from robdml.sanity import sanity_table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--long", required=True, help="results/tables/long.csv")
+    parser.add_argument("--spec", required=True, help="the `sanity` config section, as JSON")
+    parser.add_argument("--main-eps", type=float, required=True)
+    parser.add_argument("--csv", required=True)
+    parser.add_argument("--md", required=True)
+    args = parser.parse_args()
+    long = pd.read_csv(args.long, keep_default_na=False)
+    table = sanity_table(long, json.loads(args.spec), args.main_eps)
+    failed = int((~table["passed"]).sum())
+    summary = f"{len(table)} checks, {failed} failed.\n\n"
+    markdown = table.assign(passed=table["passed"].map({True: "pass", False: "**FAIL**"}))
+    atomic_write(args.csv, lambda tmp: table.to_csv(tmp, index=False))
+    atomic_write(
+        args.md, lambda tmp: tmp.write_text(summary + markdown.to_markdown(index=False) + "\n")
+    )
+    print(summary.strip())
+
+
+if __name__ == "__main__":
+    main()

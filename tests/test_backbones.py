@@ -1,0 +1,69 @@
+"""ImageNet backbones with random weights (tests never download): the embedding contract, and
+the message when ImageNet weights are asked for offline."""
+
+import urllib.error
+
+import pytest
+import torch
+
+from robdml.models import EmbeddingModel, load_model, save_model
+from robdml.models.backbones import build_trunk
+
+ARCHS = ["resnet18", "resnet50", "googlenet"]
+IMAGENET = {
+    "channels": 3,
+    "mean": [0.485, 0.456, 0.406],
+    "std": [0.229, 0.224, 0.225],
+    "image_size": 64,  # small inputs keep the tests fast; the trunks pool globally
+}
+
+
+def backbone(arch: str, pretrained: bool = False) -> dict:
+    return {"arch": arch, "embedding_dim": 16, "widths": [], "pretrained": pretrained}
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_unit_norm_embeddings_with_input_gradients(arch):
+    torch.manual_seed(0)
+    model = EmbeddingModel(backbone(arch), IMAGENET).eval()
+    images = torch.rand(3, 3, 64, 64, requires_grad=True)
+    embeddings = model(images)
+    assert embeddings.shape == (3, 16)
+    torch.testing.assert_close(embeddings.norm(dim=1), torch.ones(3))
+    embeddings[:, 0].sum().backward()
+    assert torch.isfinite(images.grad).all() and images.grad.abs().sum() > 0
+
+
+def test_grey_images_are_repeated_to_rgb():
+    model = EmbeddingModel(
+        backbone("googlenet"), {**IMAGENET, "channels": 1, "mean": [0.5], "std": [0.25]}
+    )
+    assert model.eval()(torch.rand(2, 1, 64, 64)).shape == (2, 16)
+
+
+def test_googlenet_file_round_trip_computes_the_same_function(tmp_path):
+    """load_model rebuilds without pretrained weights: the input scaling that GoogLeNet's
+    ImageNet weights need must not depend on how the model was built."""
+    spec = {"dataset": IMAGENET, "backbone": backbone("googlenet"), "seed": 0}
+    torch.manual_seed(0)
+    model = EmbeddingModel(spec["backbone"], IMAGENET).eval()
+    save_model(tmp_path / "model.pt", spec, [model], history=[])
+    loaded, _ = load_model(tmp_path / "model.pt")
+    images = torch.rand(2, 3, 64, 64)
+    torch.testing.assert_close(loaded(images), model(images))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_pretrained_offline_fails_with_a_clear_message(arch, tmp_path, monkeypatch):
+    """An empty TORCH_HOME and a failing download: offline even on a machine with network."""
+
+    def offline(url, *args, **kwargs):
+        raise urllib.error.URLError(f"offline test: {url} not fetched")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(
+        RuntimeError, match="ImageNet weights.*TORCH_HOME.*pretrained: false"
+    ) as error:
+        build_trunk(backbone(arch, pretrained=True), 3, 224)
+    assert "offline test" in str(error.value)  # it failed downloading, not in our code

@@ -1,0 +1,360 @@
+"""Real datasets, offline: tiny archives with the real file layouts go through the Snakemake
+rules download -> extract -> prepare_data (CUB-200-2011 served over HTTP from 127.0.0.1, CARS196
+and In-Shop placed by hand); then the guards: checksums, resumed downloads, unsafe archives,
+missing manual files."""
+
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from scipy.io import savemat
+from torchvision.io import encode_jpeg
+
+from conftest import REPO
+from robdml.data.archives import UnsafeArchiveError, extract
+from robdml.data.datasets import load_training_set
+from robdml.data.download import ChecksumError, download
+from robdml.data.prepared import load_split
+from robdml.data.raw_files import RAW_FILES, MissingRawFileError, fetch, verify_and_extract
+
+# Six classes stand in for 200 (CUB) and 196 (CARS); the real split rule, "the first
+# n_train_classes class ids train", runs with 3 instead of 100 and 98.
+N_CLASSES, N_TRAIN_CLASSES, PER_CLASS = 6, 3, 2
+IMAGE_SIZE, RESIZE_SIZE = 32, 36
+
+
+def jpeg(index: int) -> bytes:
+    """A small JPEG whose size varies with `index`, so resizing and cropping are exercised."""
+    generator = torch.Generator().manual_seed(index)
+    pixels = torch.randint(0, 256, (3, 40 + 3 * index, 48 + 2 * index), generator=generator)
+    return encode_jpeg(pixels.to(torch.uint8)).numpy().tobytes()
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def tar_gz(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def zipped(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def cub_archive() -> bytes:
+    """CUB_200_2011.tgz: metadata tables and images/<class folder>/<file>.jpg."""
+    root = "CUB_200_2011"
+    folders = [f"{c:03d}.Bird_{c}" for c in range(1, N_CLASSES + 1)]
+    files, images, labels, split = {}, [], [], []
+    for image_id in range(1, N_CLASSES * PER_CLASS + 1):
+        class_id = (image_id - 1) // PER_CLASS + 1
+        name = f"{folders[class_id - 1]}/Bird_{class_id}_{image_id:04d}.jpg"
+        files[f"{root}/images/{name}"] = jpeg(image_id)
+        images.append(f"{image_id} {name}")
+        labels.append(f"{image_id} {class_id}")
+        split.append(f"{image_id} {image_id % 2}")
+    files[f"{root}/images.txt"] = "\n".join(images).encode() + b"\n"
+    files[f"{root}/image_class_labels.txt"] = "\n".join(labels).encode() + b"\n"
+    files[f"{root}/train_test_split.txt"] = "\n".join(split).encode() + b"\n"
+    classes = [f"{c} {folder}" for c, folder in enumerate(folders, start=1)]
+    files[f"{root}/classes.txt"] = "\n".join(classes).encode() + b"\n"
+    return tar_gz(files)
+
+
+def cars_files() -> dict[str, bytes]:
+    """car_ims.tgz and cars_annos.mat with the official struct fields."""
+    fields = ["relative_im_path", "bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "class", "test"]
+    n_images = N_CLASSES * PER_CLASS
+    annotations = np.zeros((1, n_images), dtype=[(field, "O") for field in fields])
+    images = {}
+    for index in range(n_images):
+        path = f"car_ims/{index + 1:06d}.jpg"
+        images[path] = jpeg(index)
+        class_id = index % N_CLASSES + 1  # interleaved: the split must go by class id
+        annotations[0, index] = (path, 1, 1, 30, 20, class_id, index % 2)
+    class_names = np.array([f"Make Model {c}" for c in range(1, N_CLASSES + 1)], dtype=object)
+    mat = io.BytesIO()
+    savemat(mat, {"annotations": annotations, "class_names": class_names.reshape(1, -1)})
+    return {"car_ims.tgz": tar_gz(images), "cars_annos.mat": mat.getvalue()}
+
+
+INSHOP_ITEMS = {  # item -> partition of each of its images
+    "id_00000001": ["train", "train"],
+    "id_00000002": ["train", "train"],
+    "id_00000003": ["train", "train", "train"],
+    "id_00000005": ["query", "gallery", "gallery"],
+    "id_00000007": ["query", "query", "gallery"],
+}
+
+
+def inshop_files() -> dict[str, bytes]:
+    """img.zip and list_eval_partition.txt (a count line, a header, one line per image)."""
+    images, lines = {}, []
+    for item, partitions in INSHOP_ITEMS.items():
+        for index, partition in enumerate(partitions):
+            path = f"img/WOMEN/Dresses/{item}/{index + 1:02d}_1_front.jpg"
+            images[path] = jpeg(len(images))
+            lines.append(f"{path}    {item} {partition}")
+    header = [str(len(lines)), "image_name item_id evaluation_status"]
+    partition = "\n".join(header + lines).encode() + b"\n"
+    return {"img.zip": zipped(images), "list_eval_partition.txt": partition}
+
+
+class RangeHandler(BaseHTTPRequestHandler):
+    """Serves the bytes in `server.files` with HTTP Range support; when `server.cut_first` is
+    set, the first response stops halfway, like a dropped connection."""
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        data = self.server.files.get(self.path)
+        if data is None:
+            self.send_error(404)
+            return
+        self.server.ranges.append(self.headers.get("Range"))
+        start = (
+            int(self.headers["Range"].split("=")[1].rstrip("-")) if "Range" in self.headers else 0
+        )
+        self.send_response(206 if start else 200)
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        body = data[start:]
+        if self.server.cut_first:
+            self.server.cut_first = False
+            body = body[: len(body) // 2]
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    """An HTTP server on 127.0.0.1 (tests never touch the real dataset URLs)."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
+    httpd.files, httpd.ranges, httpd.cut_first = {}, [], False
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+
+
+def url(server, name: str) -> str:
+    return f"http://127.0.0.1:{server.server_address[1]}/{name}"
+
+
+def dataset_entry(source: str, raw_files: dict) -> dict:
+    entry = {
+        "source": source,
+        "image_size": IMAGE_SIZE,
+        "resize_size": RESIZE_SIZE,
+        "channels": 3,
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+        "train_transform": "imagenet_crop_flip",
+        "raw_files": raw_files,
+    }
+    if source != "inshop":
+        entry["n_train_classes"] = N_TRAIN_CLASSES
+    return entry
+
+
+def snakemake_build(workdir: Path, datasets: dict, *targets: str) -> subprocess.CompletedProcess:
+    """Run the repository's Snakefile on the demo config with `datasets` (data in workdir/data)."""
+    config = yaml.safe_load((REPO / "config/demo.yaml").read_text())
+    config.update(data_root=str(workdir / "data"), datasets=datasets, recipes={})
+    config_path = workdir / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir)]
+    command += ["--configfile", str(config_path), "--cores", "1", "--keep-going", *targets]
+    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PATH": path})
+
+
+@pytest.fixture(scope="module")
+def prepared(server, tmp_path_factory):
+    """All three datasets built by the real rules; returns the data folder."""
+    workdir = tmp_path_factory.mktemp("datasets")
+    data = workdir / "data"
+    cub = cub_archive()
+    server.files["/CUB_200_2011.tgz"] = cub
+    datasets = {"cub200": dataset_entry("cub200", {"CUB_200_2011.tgz": {"md5": md5(cub)}})}
+    datasets["cub200"]["raw_files"]["CUB_200_2011.tgz"]["url"] = url(server, "CUB_200_2011.tgz")
+    for name, files in (("cars196", cars_files()), ("inshop", inshop_files())):
+        (data / name / "raw").mkdir(parents=True)
+        for file_name, content in files.items():
+            (data / name / "raw" / file_name).write_bytes(content)
+        datasets[name] = dataset_entry(name, {f: {"md5": md5(c)} for f, c in files.items()})
+    targets = [str(data / name / "train.pt") for name in datasets]
+    run = snakemake_build(workdir, datasets, *targets)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return data
+
+
+@pytest.mark.parametrize("name", ["cub200", "cars196"])
+def test_class_id_split(prepared, name):
+    """First N_TRAIN_CLASSES class ids train, the rest test; labels renumbered 0..C-1."""
+    train = torch.load(prepared / name / "train.pt", weights_only=False)
+    test = load_split(prepared / name / "test.pt")
+    n_test_classes = N_CLASSES - N_TRAIN_CLASSES
+    assert len(train["paths"]) == N_TRAIN_CLASSES * PER_CLASS
+    assert sorted(train["labels"].tolist()) == sorted(list(range(N_TRAIN_CLASSES)) * PER_CLASS)
+    assert sorted(test["labels"].tolist()) == sorted(list(range(n_test_classes)) * PER_CLASS)
+    assert test["images"].shape == (n_test_classes * PER_CLASS, 3, IMAGE_SIZE, IMAGE_SIZE)
+    assert test["images"].dtype == torch.uint8
+    assert not set(train["class_names"]) & set(test["class_names"])
+    first_test_class = {"cub200": "004.Bird_4", "cars196": "Make Model 4"}[name]
+    assert test["class_names"][0] == first_test_class
+
+
+def test_cub_labels_follow_the_class_table(prepared):
+    train = torch.load(prepared / "cub200" / "train.pt", weights_only=False)
+    for path, label in zip(train["paths"], train["labels"].tolist(), strict=True):
+        assert Path(path).parent.name == train["class_names"][label]
+
+
+def test_inshop_partitions(prepared):
+    """Train items in train.pt; query + gallery in test.pt with meta['is_query']."""
+    train = torch.load(prepared / "inshop" / "train.pt", weights_only=False)
+    test = load_split(prepared / "inshop" / "test.pt")
+    partitions = [p for parts in INSHOP_ITEMS.values() for p in parts]
+    assert len(train["paths"]) == partitions.count("train")
+    assert train["class_names"] == ["id_00000001", "id_00000002", "id_00000003"]
+    assert test["class_names"] == ["id_00000005", "id_00000007"]
+    assert test["labels"].tolist() == [0, 0, 0, 1, 1, 1]
+    assert test["meta"]["is_query"].tolist() == [True, False, False, True, True, False]
+
+
+def test_training_set_decodes_and_augments_reproducibly(prepared):
+    spec = dataset_entry("cub200", {})
+    train_set = load_training_set(prepared / "cub200" / "train.pt", spec)
+    image, label = train_set[(1, 7)]
+    assert image.shape == (3, IMAGE_SIZE, IMAGE_SIZE) and image.dtype == torch.float32
+    assert 0 <= image.min() and image.max() <= 1
+    assert torch.equal(train_set[(1, 7)][0], image)  # same sample seed, same crop
+    assert not torch.equal(train_set[(1, 8)][0], image)
+    assert train_set.labels.dtype == torch.int64 and int(label) == train_set.labels[1]
+
+
+def test_wrong_md5_and_missing_manual_file_stop_with_one_message(server, tmp_path):
+    """Through Snakemake: a bad checksum names both md5s and leaves nothing behind; a missing
+    manual file names the file, where to put it, where to get it and its checksum."""
+    cub = cub_archive()
+    server.files["/bad/CUB_200_2011.tgz"] = cub
+    wrong = "0" * 32
+    datasets = {
+        "cub200": dataset_entry(
+            "cub200",
+            {"CUB_200_2011.tgz": {"md5": wrong, "url": url(server, "bad/CUB_200_2011.tgz")}},
+        ),
+        "cars196": dataset_entry(
+            "cars196", {"car_ims.tgz": {"md5": "1" * 32}, "cars_annos.mat": {"md5": "2" * 32}}
+        ),
+    }
+    data = tmp_path / "data"
+    run = snakemake_build(
+        tmp_path, datasets, str(data / "cub200/train.pt"), str(data / "cars196/train.pt")
+    )
+    assert run.returncode != 0
+    output = run.stdout + run.stderr
+    assert f"md5 is {md5(cub)}, expected {wrong}" in output
+    assert not list((data / "cub200").rglob("CUB_200_2011.tgz*"))  # no file, no .part
+    assert "raw file car_ims.tgz is missing" in output
+    assert str(data / "cars196" / "raw" / "car_ims.tgz") in output
+    assert "1" * 32 in output and "third parties" in output
+
+
+def test_download_resumes_after_a_dropped_connection(server, tmp_path):
+    data = b"x" * 100_000 + b"y" * 100_000
+    server.files["/resume.bin"] = data
+    server.cut_first, server.ranges[:] = True, []
+    destination = tmp_path / "resume.bin"
+    download(url(server, "resume.bin"), destination, md5(data), backoff_s=0)
+    assert destination.read_bytes() == data
+    assert server.ranges == [None, "bytes=100000-"]
+    assert not (tmp_path / "resume.bin.part").exists()
+
+
+def test_download_with_wrong_md5_leaves_no_file(server, tmp_path):
+    server.files["/data.bin"] = b"payload"
+    with pytest.raises(ChecksumError, match=f"md5 is {md5(b'payload')}, expected {'f' * 32}"):
+        download(url(server, "data.bin"), tmp_path / "data.bin", "f" * 32)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_manual_file_message(tmp_path):
+    destination = tmp_path / "raw" / "car_ims.tgz"
+    entry = {"md5": "d5c8f0aa497503f355e17dc7886c3f14"}
+    with pytest.raises(MissingRawFileError) as error:
+        fetch("cars196", "car_ims.tgz", entry, RAW_FILES["cars196"]["car_ims.tgz"], destination)
+    message = str(error.value)
+    for fact in ("car_ims.tgz", str(destination), "imagenet.stanford.edu", entry["md5"]):
+        assert fact in message
+    assert message.count("\n") == 3  # one message: the problem, then where, how, checksum
+
+
+def hostile_tar(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        archive.addfile(tarfile.TarInfo("ok.txt"), io.BytesIO(b""))
+        info = tarfile.TarInfo(name)
+        info.type, info.linkname = kind, linkname
+        archive.addfile(info, io.BytesIO(b""))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "archive_name, content",
+    [
+        ("parent.tgz", hostile_tar("../evil.txt")),
+        ("nested.tgz", hostile_tar("a/../../evil.txt")),
+        ("absolute.tgz", hostile_tar("/tmp/evil.txt")),
+        ("symlink.tgz", hostile_tar("link", tarfile.SYMTYPE, "../../etc")),
+        ("abs_symlink.tgz", hostile_tar("link", tarfile.SYMTYPE, "/etc")),
+        ("hardlink.tgz", hostile_tar("link", tarfile.LNKTYPE, "../outside")),
+        ("device.tgz", hostile_tar("dev", tarfile.CHRTYPE)),
+        ("parent.zip", zipped({"ok.txt": b"", "../evil.txt": b"x"})),
+        ("absolute.zip", zipped({"/evil.txt": b"x"})),
+    ],
+)
+def test_unsafe_archives_are_refused_before_writing_anything(tmp_path, archive_name, content):
+    archive = tmp_path / archive_name
+    archive.write_bytes(content)
+    target = tmp_path / "deep" / "target"
+    target.mkdir(parents=True)
+    with pytest.raises(UnsafeArchiveError, match="refusing"):
+        extract(archive, target)
+    assert list(target.iterdir()) == []
+    assert not (tmp_path / "deep" / "evil.txt").exists()
+
+
+def test_checksum_is_verified_before_extraction(tmp_path):
+    archive = tmp_path / "car_ims.tgz"
+    archive.write_bytes(tar_gz({"car_ims/000001.jpg": jpeg(0)}))
+    target = tmp_path / "extracted"
+    with pytest.raises(ChecksumError, match="expected 0{32}.*third parties"):
+        verify_and_extract([archive], {"car_ims.tgz": "0" * 32}, RAW_FILES["cars196"], target)
+    assert not target.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["car_ims.tgz"]
