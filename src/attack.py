@@ -8,7 +8,6 @@ import time
 
 from robdml.attacks.runner import attack_test_set
 from robdml.data.prepared import load_split
-from robdml.data.transforms import to_unit_range
 from robdml.io import spec_hash, torch_save
 from robdml.models import load_model
 from robdml.runtime import setup
@@ -35,7 +34,7 @@ def main() -> None:
     split = load_split(args.data)
     started = time.perf_counter()
     results = attack_test_set(
-        model, to_unit_range(split["images"]), split["labels"], spec, args.eps,
+        model, split["images"], split["labels"], spec, args.eps,
         spec["kmeans_seed"], spec["batch_size"], device,
     )  # fmt: skip
     seconds = time.perf_counter() - started
@@ -48,6 +47,7 @@ def main() -> None:
             "format": ADVERSARIAL_FORMAT,
             **result,
             "labels": split["labels"],
+            "meta": split["meta"],
             "attack": spec,
             "source_model_spec_hash": spec_hash(model_spec),
             "seconds_all_eps": seconds,

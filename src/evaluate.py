@@ -10,10 +10,9 @@ import time
 import torch
 
 from robdml.data.prepared import load_split
-from robdml.data.transforms import to_unit_range
 from robdml.embedding import embed
 from robdml.io import package_versions, spec_hash, write_json
-from robdml.metrics import evaluate_clustering, retrieval_metrics
+from robdml.metrics import evaluate_clustering, split_retrieval_metrics
 from robdml.models import load_model
 from robdml.runtime import setup
 
@@ -21,20 +20,20 @@ ATTACK_RECORD = ("attack", "eps_255", "source_model_spec_hash", "objective_clean
                  "objective_adversarial")  # fmt: skip
 
 
-def load_images(path: str) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """(float images in [0, 1], labels, attack record or {}) from a split or adversarial file."""
+def load_images(path: str) -> tuple[torch.Tensor, torch.Tensor, dict, dict]:
+    """(images, labels, split meta, attack record or {}) from a split or adversarial file."""
     payload = torch.load(path, map_location="cpu", weights_only=False)
     if payload.get("format") == "robdml-adversarial/1":
         record = {key: payload[key] for key in ATTACK_RECORD}
         record["perturbed_fraction"] = payload["perturbed"].float().mean().item()
-        return payload["images"], payload["labels"], record
+        return payload["images"], payload["labels"], payload["meta"], record
     split = load_split(path)
-    return to_unit_range(split["images"]), split["labels"], {}
+    return split["images"], split["labels"], split["meta"], {}
 
 
 def evaluate(model, model_spec: dict, images_path: str, ids: dict, spec: dict, device) -> dict:
     """The metrics record of `model` on the images in `images_path`."""
-    images, labels, attack = load_images(images_path)
+    images, labels, meta, attack = load_images(images_path)
     started = time.perf_counter()
     embeddings = embed(model, images, spec["batch_size"], device)
     embedded = time.perf_counter()
@@ -43,7 +42,7 @@ def evaluate(model, model_spec: dict, images_path: str, ids: dict, spec: dict, d
         spec["chance_repeats"],
     )  # fmt: skip
     clustered = time.perf_counter()
-    metrics |= retrieval_metrics(embeddings, labels, ks=tuple(spec["recall_ks"]))
+    metrics |= split_retrieval_metrics(embeddings, labels, meta, tuple(spec["recall_ks"]))
     finished = time.perf_counter()
     logging.info("%s: %s", ids, {key: round(value, 4) for key, value in metrics.items()})
     config = {"model": model_spec, "attack": attack, "evaluation": spec}

@@ -8,7 +8,6 @@ import numpy as np
 import torch
 
 from robdml.data.prepared import load_split
-from robdml.data.transforms import to_unit_range
 from robdml.embedding import embed
 from robdml.figures import tsne_panels
 from robdml.models import load_model
@@ -30,7 +29,7 @@ def main() -> None:
     rng = np.random.default_rng(spec["seed"])
     classes = rng.choice(int(split["labels"].max()) + 1, spec["n_classes"], replace=False)
     shown = torch.from_numpy(np.isin(split["labels"].numpy(), classes))
-    clean_images = to_unit_range(split["images"][shown])
+    clean_images = split["images"][shown]
     panels = []
     for defense, model_path, adversarial_path in zip(
         spec["defenses"], args.models, args.adversarial, strict=True

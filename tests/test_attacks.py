@@ -120,3 +120,15 @@ def test_ensemble_attack_gradient_reaches_every_member():
     for member in members:
         assert member.head.weight.grad is not None
         assert member.head.weight.grad.abs().sum() > 0
+
+
+def test_uint8_test_sets_come_back_as_uint8_inside_the_ball_for_fractional_eps():
+    images, labels = ring_of_clusters()
+    stored = torch.round(images * 255).to(torch.uint8)
+    result = attack_test_set(
+        TwoPixelModel(), stored, labels, params_for("centroid"), [2.5], 0, 64, "cpu"
+    )[0]
+    adversarial = result["images"]
+    assert adversarial.dtype == torch.uint8
+    assert (adversarial.int() - stored.int()).abs().max() <= 2  # 2.5/255 holds 2 grid steps
+    assert result["objective_adversarial"] > result["objective_clean"]

@@ -6,6 +6,7 @@ missing manual files."""
 import hashlib
 import io
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -25,8 +26,10 @@ from conftest import REPO
 from robdml.data.archives import UnsafeArchiveError, extract
 from robdml.data.datasets import load_training_set
 from robdml.data.download import ChecksumError, download
+from robdml.data.image_files import load_index, read_rgb
 from robdml.data.prepared import load_split
 from robdml.data.raw_files import RAW_FILES, MissingRawFileError, fetch, verify_and_extract
+from robdml.data.transforms import resize_center_crop
 
 # Six classes stand in for 200 (CUB) and 196 (CARS); the real split rule, "the first
 # n_train_classes class ids train", runs with 3 instead of 100 and 98.
@@ -181,16 +184,32 @@ def dataset_entry(source: str, raw_files: dict) -> dict:
     return entry
 
 
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run the repository's Snakefile in `workdir`; rules find this interpreter as `python`."""
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir)]
+    return subprocess.run(
+        [*command, *args], capture_output=True, text=True, env={**os.environ, "PATH": path}
+    )
+
+
 def snakemake_build(workdir: Path, datasets: dict, *targets: str) -> subprocess.CompletedProcess:
-    """Run the repository's Snakefile on the demo config with `datasets` (data in workdir/data)."""
+    """Build `targets` with the demo config's settings, `datasets` and data in workdir/data."""
     config = yaml.safe_load((REPO / "config/demo.yaml").read_text())
     config.update(data_root=str(workdir / "data"), datasets=datasets, recipes={})
     config_path = workdir / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir)]
-    command += ["--configfile", str(config_path), "--cores", "1", "--keep-going", *targets]
-    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PATH": path})
+    return snakemake(
+        workdir, "--configfile", str(config_path), "--cores", "1", "--keep-going", *targets
+    )
+
+
+def test_paper_config_plans_download_extract_prepare_offline(tmp_path):
+    targets = [f"data/{name}/train.pt" for name in ("cub200", "cars196", "inshop")]
+    run = snakemake(tmp_path, "-n", *targets, "--configfile", str(REPO / "config/config.yaml"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", run.stdout.split("Job stats:")[1], re.MULTILINE))
+    assert counts == {"download": "5", "extract": "3", "prepare_data": "3", "total": "11"}
 
 
 @pytest.fixture(scope="module")
@@ -216,10 +235,11 @@ def prepared(server, tmp_path_factory):
 @pytest.mark.parametrize("name", ["cub200", "cars196"])
 def test_class_id_split(prepared, name):
     """First N_TRAIN_CLASSES class ids train, the rest test; labels renumbered 0..C-1."""
-    train = torch.load(prepared / name / "train.pt", weights_only=False)
+    train = load_index(prepared / name / "train.pt")
     test = load_split(prepared / name / "test.pt")
     n_test_classes = N_CLASSES - N_TRAIN_CLASSES
     assert len(train["paths"]) == N_TRAIN_CLASSES * PER_CLASS
+    assert all(path.is_file() for path in train["paths"])
     assert sorted(train["labels"].tolist()) == sorted(list(range(N_TRAIN_CLASSES)) * PER_CLASS)
     assert sorted(test["labels"].tolist()) == sorted(list(range(n_test_classes)) * PER_CLASS)
     assert test["images"].shape == (n_test_classes * PER_CLASS, 3, IMAGE_SIZE, IMAGE_SIZE)
@@ -230,14 +250,21 @@ def test_class_id_split(prepared, name):
 
 
 def test_cub_labels_follow_the_class_table(prepared):
-    train = torch.load(prepared / "cub200" / "train.pt", weights_only=False)
+    train = load_index(prepared / "cub200" / "train.pt")
     for path, label in zip(train["paths"], train["labels"].tolist(), strict=True):
-        assert Path(path).parent.name == train["class_names"][label]
+        assert path.parent.name == train["class_names"][label]
+
+
+def test_test_images_are_resized_and_centre_cropped_once(prepared):
+    test = load_split(prepared / "cub200" / "test.pt")
+    first = prepared / "cub200/extracted/CUB_200_2011/images/004.Bird_4/Bird_4_0007.jpg"
+    expected = resize_center_crop(RESIZE_SIZE, IMAGE_SIZE)(read_rgb(first))
+    assert torch.equal(test["images"][0], expected)
 
 
 def test_inshop_partitions(prepared):
     """Train items in train.pt; query + gallery in test.pt with meta['is_query']."""
-    train = torch.load(prepared / "inshop" / "train.pt", weights_only=False)
+    train = load_index(prepared / "inshop" / "train.pt")
     test = load_split(prepared / "inshop" / "test.pt")
     partitions = [p for parts in INSHOP_ITEMS.values() for p in parts]
     assert len(train["paths"]) == partitions.count("train")

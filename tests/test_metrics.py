@@ -191,3 +191,18 @@ def test_recall_non_decreasing_in_k():
     recalls = [metrics[f"recall@{k}"] for k in ks]
     assert recalls == sorted(recalls)
     assert recalls[0] < recalls[-1]
+
+
+def test_split_retrieval_uses_query_to_gallery_when_the_split_marks_queries():
+    from robdml.metrics import split_retrieval_metrics
+
+    # queries 0 and 1 (class 0) are each other's nearest neighbours, but only the gallery
+    # (items 2 of class 1 and 3 of class 0) is searched: both find class 1 first
+    embeddings = torch.tensor([[1.0, 0.0], [0.99, 0.14], [0.8, 0.6], [0.0, 1.0]])
+    labels = torch.tensor([0, 0, 1, 0])
+    is_query = torch.tensor([True, True, False, False])
+    split = split_retrieval_metrics(embeddings, labels, {"is_query": is_query}, ks=(1,))
+    assert split["recall@1"] == 0.0
+    everything = split_retrieval_metrics(embeddings, labels, {}, ks=(1,))
+    assert everything == retrieval_metrics(embeddings, labels, ks=(1,))
+    assert everything["recall@1"] > 0

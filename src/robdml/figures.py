@@ -93,4 +93,3 @@ def tsne_panels(panels: list[dict], stem: Path, perplexity: float, seed: int) ->
     )  # fmt: skip
     grid.set(xticks=[], yticks=[], xlabel="", ylabel="")
     save(grid.figure, stem)
-

@@ -85,7 +85,7 @@ rule prepare_data:
         mem_mb=config["resources"]["mem_mb"],
         runtime=RUNTIME["prepare"],
     params:
-        # without raw_files: a new url or md5 alone must not re-prepare (extract reruns then)
+        # without raw_files: a new url must not re-prepare (a new md5 re-extracts, which does)
         spec=lambda w: as_json(
             {
                 k: v

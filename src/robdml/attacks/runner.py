@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from robdml.attacks import build_attack
 from robdml.attacks.pgd import pgd
-from robdml.embedding import embed
+from robdml.embedding import as_float, embed
 from robdml.runtime import generator
 
 
@@ -23,9 +23,12 @@ def attack_test_set(
     batch_size: int,
     device: torch.device,
 ) -> list[dict]:
-    """Per eps: adversarial images [N,C,H,W] in [0, 1], which samples were perturbed, and the
-    mean objective before and after, from float `images` in [0, 1].
+    """Per eps: adversarial images, which samples were perturbed, and the mean objective
+    before and after.
 
+    `images` are uint8 (a stored test set) or float in [0, 1]; the adversarial images come back
+    in the same type: uint8 ones are what an attacker delivers as 8-bit image files, so they are
+    rounded to the pixel grid (and kept inside the eps ball) before the objective is measured.
     Only a seeded `perturbed_fraction` of the samples is attacked.
     """
     attack = build_attack(params)
@@ -44,10 +47,17 @@ def attack_test_set(
             def objective(x, batch_context=batch_context):
                 return attack.objective(model(x), batch_context)
 
-            adversarial[index], before[index], after[index] = attack_batch(
-                objective, images[index].to(device), attacked[index].to(device), eps / 255,
+            batch = images[index]
+            best = attack_batch(
+                objective, as_float(batch).to(device), attacked[index].to(device), eps / 255,
                 params, start_generator,
             )  # fmt: skip
+            if batch.dtype == torch.uint8:
+                best = quantize(best, batch, eps)
+            adversarial[index] = best
+            with torch.no_grad():
+                before[index] = objective(as_float(batch).to(device)).cpu()
+                after[index] = objective(as_float(best).to(device)).cpu()
         results.append(
             {
                 "eps_255": eps,
@@ -60,11 +70,11 @@ def attack_test_set(
     return results
 
 
-def attack_batch(objective, batch, attacked, eps, params, start_generator):
-    """(best adversarial batch on the CPU, objective at the clean batch, objective at the best)."""
+def attack_batch(objective, batch, attacked, eps, params, start_generator) -> torch.Tensor:
+    """The best adversarial batch (on the CPU) over the restarts, per sample."""
     with torch.no_grad():
-        clean_value = objective(batch)
-    best, best_value = batch.clone(), clean_value.clone()
+        best_value = objective(batch)
+    best = batch.clone()
     if attacked.any():
         for _ in range(params["restarts"]):
             candidate = pgd(
@@ -75,7 +85,16 @@ def attack_batch(objective, batch, attacked, eps, params, start_generator):
                 value = objective(candidate)
             better = (value > best_value) & attacked
             best[better], best_value[better] = candidate[better], value[better]
-    return best.cpu(), clean_value.cpu(), best_value.cpu()
+    return best.cpu()
+
+
+def quantize(adversarial: torch.Tensor, clean: torch.Tensor, eps_255: float) -> torch.Tensor:
+    """Float adversarial images -> uint8, rounded and clamped to the eps ball around the uint8
+    clean images (so the budget holds exactly on the pixel grid, whatever eps)."""
+    budget = int(eps_255)  # whole grid steps that fit in the ball
+    rounded = torch.round(adversarial * 255)
+    low, high = clean.float() - budget, clean.float() + budget
+    return torch.min(torch.max(rounded, low), high).clamp(0, 255).to(torch.uint8)
 
 
 def perturbed_mask(n: int, fraction: float, seed: int) -> torch.Tensor:

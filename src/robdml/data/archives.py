@@ -37,7 +37,10 @@ def extract(archive: str | Path, target: str | Path) -> None:
     with tarfile.open(archive) as tarred:
         for member in tarred.getmembers():
             check_member(archive, member.name, tar_kind(member), member.linkname)
-        tarred.extractall(target, filter="data")
+        try:
+            tarred.extractall(target, filter="data")
+        except tarfile.FilterError as error:  # e.g. a chain of links that leaves the target
+            raise UnsafeArchiveError(f"{archive}: refusing {error}") from error
 
 
 def tar_kind(member: tarfile.TarInfo) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20
+RETRY_HTTP_CODES = {408, 429, 500, 502, 503, 504}  # worth another try; other errors are final
 
 
 class ChecksumError(ValueError):
@@ -62,8 +63,8 @@ def download(
         try:
             fetch_rest(url, part, timeout_s)
             break
-        except (urllib.error.URLError, HTTPException, OSError) as error:
-            if isinstance(error, urllib.error.HTTPError) and error.code < 500:
+        except (HTTPException, OSError) as error:  # OSError covers URLError and timeouts
+            if isinstance(error, urllib.error.HTTPError) and error.code not in RETRY_HTTP_CODES:
                 raise DownloadError(f"{url}: HTTP {error.code} {error.reason}") from error
             if attempt == attempts:
                 raise DownloadError(

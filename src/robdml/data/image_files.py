@@ -16,7 +16,7 @@ import torch
 from torchvision.io import ImageReadMode, decode_image
 
 from robdml.data.prepared import contiguous_labels, save_split
-from robdml.data.transforms import test_resize_crop
+from robdml.data.transforms import resize_center_crop
 from robdml.io import torch_save
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def load_index(path: str | Path) -> dict:
 
 def decode_test_images(paths: list[Path], resize_size: int, crop_size: int) -> torch.Tensor:
     """uint8 [N, 3, crop, crop]: each image resized (shorter side) and centre-cropped."""
-    resize_crop = test_resize_crop(resize_size, crop_size)
+    resize_crop = resize_center_crop(resize_size, crop_size)
     images = torch.empty((len(paths), 3, crop_size, crop_size), dtype=torch.uint8)
     for index, path in enumerate(paths):
         images[index] = resize_crop(read_rgb(path))

@@ -34,7 +34,7 @@ def train_augmentation(dataset: dict) -> Callable[[torch.Tensor], torch.Tensor] 
     raise ValueError(f"unknown train_transform {kind!r}")
 
 
-def test_resize_crop(resize_size: int, crop_size: int) -> Callable[[torch.Tensor], torch.Tensor]:
+def resize_center_crop(resize_size: int, crop_size: int) -> Callable[[torch.Tensor], torch.Tensor]:
     """The Proxy Anchor test transform on a uint8 image: shorter side to `resize_size`, then the
     central `crop_size` square (uint8 out: it is applied once, when the test set is prepared)."""
     from torchvision.transforms import v2

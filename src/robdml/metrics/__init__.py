@@ -7,7 +7,7 @@ from robdml.metrics.clustering import (
     kmeans_assign,
     pairwise_f1,
 )
-from robdml.metrics.retrieval import retrieval_metrics
+from robdml.metrics.retrieval import retrieval_metrics, split_retrieval_metrics
 
 __all__ = [
     "chance_nmi",
@@ -16,4 +16,5 @@ __all__ = [
     "kmeans_assign",
     "pairwise_f1",
     "retrieval_metrics",
+    "split_retrieval_metrics",
 ]

@@ -92,3 +92,17 @@ def retrieval_metrics(
     }
     metrics["map_at_r"] = ap_sum.item() / n_scored
     return metrics
+
+
+def split_retrieval_metrics(
+    embeddings: torch.Tensor, labels: torch.Tensor, meta: dict, ks: Sequence[int]
+) -> dict[str, float]:
+    """Retrieval metrics of a prepared test split: query -> gallery where its `meta` marks the
+    queries (In-Shop's `is_query`), else every test image against all the others."""
+    if "is_query" not in meta:
+        return retrieval_metrics(embeddings, labels, ks=ks)
+    query = meta["is_query"]
+    return retrieval_metrics(
+        embeddings[~query], labels[~query], ks=ks,
+        query_embeddings=embeddings[query], query_labels=labels[query],
+    )  # fmt: skip
