@@ -24,7 +24,7 @@ from robdml.runtime import claim_gpu, release_gpus
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 GPU_RULES = {"train", "attack", "evaluate_clean", "evaluate_attack"}
-CPU_RULES = {"prepare_data", "tables", "figures"}
+CPU_RULES = {"download", "extract", "prepare_data", "tables", "figures", "sanity", "tsne"}
 
 
 def workflow_env(src: Path = REPO / "src") -> dict:
@@ -89,7 +89,7 @@ def test_gpu_rules_request_a_gpu_and_cpus_per_gpu_cpu_rules_do_not(tmp_path):
     on_cuda = dry_run_resources(tmp_path, "cuda")
     for rule, lines in on_cuda.items():
         for line in lines:
-            if rule in GPU_RULES:
+            if rule in GPU_RULES or rule.startswith("evaluate_"):  # incl. `use rule` variants
                 assert "gpu=1" in line.split(", ") and f"cpus_per_gpu={threads}" in line, line
             if rule in CPU_RULES or rule == "all":
                 assert not re.search(r"\bgpu=[1-9]", line), (rule, line)
