@@ -14,10 +14,20 @@ def main() -> None:
     parser.add_argument("--csv", required=True, type=Path)
     parser.add_argument("--md", required=True, type=Path)
     parser.add_argument("--tex", required=True, type=Path)
+    parser.add_argument("--baselines", nargs="*", default=[], help="defenses to pair against")
+    parser.add_argument("--paired-csv", required=True, type=Path)
+    parser.add_argument("--paired-md", required=True, type=Path)
     args = parser.parse_args()
     paths = Path(args.inputs).read_text().split()
-    out = {"long": args.long, "csv": args.csv, "md": args.md, "tex": args.tex}
-    write_tables(paths, args.main_eps, out)
+    out = {
+        "long": args.long,
+        "csv": args.csv,
+        "md": args.md,
+        "tex": args.tex,
+        "paired_csv": args.paired_csv,
+        "paired_md": args.paired_md,
+    }
+    write_tables(paths, args.main_eps, args.baselines, out)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import json
 
 import pandas as pd
 
-from robdml.tables import main_table, write_tables
+from robdml.tables import main_table, paired_table, write_tables
 
 
 def write_result(directory, seed, attack, eps, nmi, defense="vanilla"):
@@ -28,8 +28,9 @@ def test_main_table_takes_the_worst_attack_per_seed_then_mean_and_std(tmp_path):
         write_result(tmp_path, 0, "random_target", 16, 0.1),  # another eps: not in the table
         write_result(tmp_path, 1, "random_target", 16, 0.1),
     ]
-    out = {name: tmp_path / f"out.{name}" for name in ("long", "csv", "md", "tex")}
-    write_tables(paths, 8, out)
+    names = ("long", "csv", "md", "tex", "paired_csv", "paired_md")
+    out = {name: tmp_path / f"out.{name}" for name in names}
+    write_tables(paths, 8, ["vanilla"], out)
     main = pd.read_csv(out["csv"])
     row = main.iloc[0]
     assert row["clean NMI"] == "0.850 ± 0.071"
@@ -51,3 +52,34 @@ def test_single_seed_prints_the_value_alone():
     )  # fmt: skip
     row = main_table(long, 8).iloc[0]
     assert row["clean NMI"] == "0.900" and row["adv NMI"] == "0.400"
+
+
+def test_paired_differences_are_taken_seed_by_seed():
+    rows = []
+    for seed, (base, better) in enumerate([(0.5, 0.6), (0.7, 0.75), (0.4, 0.38)]):
+        for defense, nmi in (("pgd_at", base), ("eat", better)):
+            for attack, threat, eps, value in (
+                ("clean", "clean", 0, 0.9),
+                ("centroid", "whitebox", 8, nmi),
+            ):
+                rows.append(
+                    {
+                        "dataset": "d",
+                        "backbone": "b",
+                        "defense": defense,
+                        "seed": seed,
+                        "attack": attack,
+                        "threat": threat,
+                        "eps_255": eps,
+                        "nmi": value,
+                        "f1": value,
+                        "recall@1": value,
+                        "ari": value,
+                        "nmi_chance": 0.5,
+                    }
+                )
+    row = paired_table(pd.DataFrame(rows), 8, ["pgd_at"]).iloc[0]  # fmt: skip
+    assert row["defense"] == "eat" and row["baseline"] == "pgd_at"
+    assert row["Δ adv NMI"] == "+0.043 ± 0.060"  # differences 0.10, 0.05, -0.02 (ddof 1)
+    assert row["seeds ahead (adv NMI)"] == "2/3"
+    assert row["Δ clean NMI"] == "+0.000 ± 0.000"

@@ -66,6 +66,7 @@ def check_references(config: dict, source: str) -> None:
         ("transfer.source_defenses", config["transfer"]["source_defenses"], "defenses"),
         ("sanity.stronger_attacks", list(config["sanity"]["stronger_attacks"]), "attacks"),
         ("report.tsne.defenses", config["report"]["tsne"]["defenses"], "defenses"),
+        ("report.paired_baselines", config["report"]["paired_baselines"], "defenses"),
         ("report.tsne.attack", [config["report"]["tsne"]["attack"]], "attacks"),
     ]
     for variants in config["sanity"]["stronger_attacks"].values():

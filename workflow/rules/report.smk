@@ -15,6 +15,8 @@ rule tables:
         ),
         md="results/tables/main.md",
         tex="results/tables/main.tex",
+        paired_csv="results/tables/paired.csv",
+        paired_md="results/tables/paired.md",
     log:
         f"{LOGS}/tables.log",
     benchmark:
@@ -27,11 +29,14 @@ rule tables:
         runtime=RUNTIME["report"],
     params:
         main_eps=config["report"]["main_eps_255"],
+        baselines=config["report"]["paired_baselines"],
     shell:
         # printf is a shell builtin: no argument-length limit for thousands of inputs
         "printf '%s\\n' {input.metrics} > {output.inputs} && "
         "python {input.script} --inputs {output.inputs} --main-eps {params.main_eps}"
         " --long {output.long} --csv {output.csv} --md {output.md} --tex {output.tex}"
+        " --baselines {params.baselines} --paired-csv {output.paired_csv}"
+        " --paired-md {output.paired_md}"
         " > {log} 2>&1"
 
 
