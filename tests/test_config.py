@@ -10,7 +10,7 @@ import yaml
 from conftest import REPO
 from robdml.config import ConfigError, load_config, load_schema, train_spec, validate_config
 
-CONFIGS = ["config/config.yaml", "config/demo.yaml", "config/demo_full.yaml"]
+CONFIGS = sorted(str(p.relative_to(REPO)) for p in (REPO / "config").glob("*.yaml"))
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +87,14 @@ def test_snakemake_stops_with_the_message(tmp_path, demo):
     )  # fmt: skip
     assert run.returncode != 0
     assert "evaluation: unknown key 'kmeans_sed'" in run.stdout + run.stderr
+
+
+def test_eat_ablation_config_is_the_demo_full_recipe_on_a_subset():
+    ablation = load_config(REPO / "config/eat_ablation.yaml")
+    full = load_config(REPO / "config/demo_full.yaml")
+    for section in ("training", "datasets", "recipes", "seeds"):
+        assert ablation[section] == full[section], section
+    for section in ("backbones", "defenses", "attacks"):
+        for name, entry in ablation[section].items():
+            assert entry == full[section][name], f"{section}.{name}"
+    assert {"vanilla", "pgd_at", "ens_at", "eat"} <= set(ablation["defenses"])
