@@ -34,11 +34,11 @@ def worst_case(long: pd.DataFrame, eps_255: float) -> pd.DataFrame:
     return attacked.groupby(GROUP + ["seed"], as_index=False)[metrics].min()
 
 
-def mean_std(values: pd.Series) -> str:
-    """'0.812 ± 0.004' over seeds ('0.812' for a single seed)."""
+def mean_std(values: pd.Series, sign: str = "") -> str:
+    """'0.812 ± 0.004' over seeds ('0.812' for a single seed); sign='+' prints '+0.812'."""
     if len(values) == 1:
-        return f"{values.iloc[0]:.3f}"
-    return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}"
+        return f"{values.iloc[0]:{sign}.3f}"
+    return f"{values.mean():{sign}.3f} ± {values.std(ddof=1):.3f}"
 
 
 def main_table(long: pd.DataFrame, eps_255: float) -> pd.DataFrame:
@@ -77,7 +77,7 @@ def paired_table(long: pd.DataFrame, eps_255: float, baselines: list[str]) -> pd
             row = dict(zip(GROUP, keys, strict=True)) | {"baseline": baseline}
             for metric in ("clean NMI", "adv NMI", "adv ARI"):
                 difference = group[metric] - group[f"{metric} base"]
-                row[f"Δ {metric}"] = f"{difference.mean():+.3f} ± {difference.std(ddof=1):.3f}"
+                row[f"Δ {metric}"] = mean_std(difference, sign="+")
                 if metric != "clean NMI":
                     row[f"seeds ahead ({metric})"] = f"{int((difference > 0).sum())}/{len(group)}"
             rows.append(row)
