@@ -92,4 +92,5 @@ def tsne_panels(panels: list[dict], stem: Path, perplexity: float, seed: int) ->
         height=2.6, aspect=1.0, legend=False, facet_kws={"sharex": False, "sharey": False},
     )  # fmt: skip
     grid.set(xticks=[], yticks=[], xlabel="", ylabel="")
+    grid.set_titles("{row_name}: {col_name}")
     save(grid.figure, stem)
