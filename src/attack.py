@@ -22,6 +22,7 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="trained model file")
     parser.add_argument("--data", required=True, help="prepared test split")
     parser.add_argument("--out", nargs="+", required=True, help="outputs: one file per --eps")
+    parser.add_argument("--member", type=int, help="use this ensemble member alone")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -30,7 +31,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     spec = json.loads(args.spec)
     device = setup(args.threads, args.device, spec["kmeans_seed"])
-    model, model_spec = load_model(args.model, device)
+    model, model_spec = load_model(args.model, device, args.member)
     split = load_split(args.data)
     started = time.perf_counter()
     results = attack_test_set(

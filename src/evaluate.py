@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="trained model file")
     parser.add_argument("--images", nargs="+", required=True, help="test split / adversarial")
     parser.add_argument("--out", nargs="+", required=True, help="outputs: one JSON per --images")
+    parser.add_argument("--member", type=int, help="use this ensemble member alone")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -77,7 +78,7 @@ def main() -> None:
         parser.error("give one --out and one ids entry per --images")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     device = setup(args.threads, args.device, spec["kmeans_seed"])
-    model, model_spec = load_model(args.model, device)
+    model, model_spec = load_model(args.model, device, args.member)
     for images_path, out, image_ids in zip(args.images, args.out, ids, strict=True):
         write_json(out, evaluate(model, model_spec, images_path, image_ids, spec, device))
 

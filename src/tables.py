@@ -17,6 +17,8 @@ def main() -> None:
     parser.add_argument("--baselines", nargs="*", default=[], help="defenses to pair against")
     parser.add_argument("--paired-csv", required=True, type=Path)
     parser.add_argument("--paired-md", required=True, type=Path)
+    parser.add_argument("--members-csv", required=True, type=Path)
+    parser.add_argument("--members-md", required=True, type=Path)
     args = parser.parse_args()
     paths = Path(args.inputs).read_text().split()
     out = {
@@ -26,6 +28,8 @@ def main() -> None:
         "tex": args.tex,
         "paired_csv": args.paired_csv,
         "paired_md": args.paired_md,
+        "members_csv": args.members_csv,
+        "members_md": args.members_md,
     }
     write_tables(paths, args.main_eps, args.baselines, out)
 

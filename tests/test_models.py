@@ -1,5 +1,6 @@
 """Models: [0, 1] images in, unit-norm embeddings out; ensembles are models; files round-trip."""
 
+import pytest
 import torch
 
 from conftest import TINY_CNN, TINY_DATASET
@@ -41,3 +42,13 @@ def test_model_file_round_trips_single_and_ensemble(tmp_path, tiny_spec):
         assert isinstance(loaded, Ensemble) == (n_members > 1)
         reference = members[0] if n_members == 1 else Ensemble(members).eval()
         torch.testing.assert_close(loaded(images), reference(images))
+
+
+def test_an_ensemble_member_loads_alone(tmp_path, tiny_spec):
+    members = [m.eval() for m in build_members(tiny_spec, 3)]
+    save_model(tmp_path / "ensemble.pt", tiny_spec, members, history=[])
+    images = torch.rand(2, 1, 8, 8)
+    second, _ = load_model(tmp_path / "ensemble.pt", member=1)
+    torch.testing.assert_close(second(images), members[1](images))
+    with pytest.raises(ValueError, match="no member 3"):
+        load_model(tmp_path / "ensemble.pt", member=3)

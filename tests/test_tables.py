@@ -28,7 +28,7 @@ def test_main_table_takes_the_worst_attack_per_seed_then_mean_and_std(tmp_path):
         write_result(tmp_path, 0, "random_target", 16, 0.1),  # another eps: not in the table
         write_result(tmp_path, 1, "random_target", 16, 0.1),
     ]
-    names = ("long", "csv", "md", "tex", "paired_csv", "paired_md")
+    names = ("long", "csv", "md", "tex", "paired_csv", "paired_md", "members_csv", "members_md")
     out = {name: tmp_path / f"out.{name}" for name in names}
     write_tables(paths, 8, ["vanilla"], out)
     main = pd.read_csv(out["csv"])

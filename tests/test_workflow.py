@@ -65,8 +65,13 @@ def tiny_demo(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("demo")
     config = yaml.safe_load((REPO / "config/demo.yaml").read_text())
     config["training"]["epochs"] = 1
-    config["defenses"] = {"vanilla": {"method": "vanilla"}, "pgd_at": {"method": "pgd_at"}}
+    config["defenses"] = {
+        "vanilla": {"method": "vanilla"},
+        "pgd_at": {"method": "pgd_at"},
+        "eat2": {"method": "eat", "members": 2},
+    }
     config["defense_methods"]["pgd_at"]["attack"]["steps"] = 1
+    config["defense_methods"]["eat"]["attack"] = {"eps_255": 16, "steps": 1, "step_fraction": 1}
     for method in config["attack_methods"].values():
         method["steps"] = 2
     config["evaluation"]["eps_255"] = [4, 8]
@@ -93,10 +98,16 @@ def test_demo_writes_tables_figures_and_metrics_with_provenance(tiny_demo):
     for suffix in (".png", ".pdf"):
         assert (workdir / f"results/figures/tsne_glyphs_cnn{suffix}").stat().st_size > 1000
     main = pd.read_csv(workdir / "results/tables/main.csv")
-    assert sorted(main["defense"]) == ["pgd_at", "vanilla"]
+    assert sorted(main["defense"]) == ["eat2", "pgd_at", "vanilla"]
     long = pd.read_csv(workdir / "results/tables/long.csv")
     transfer = long[long["threat"] == "transfer"]
-    assert set(transfer["defense"]) == {"pgd_at"} and set(transfer["source"]) == {"vanilla/seed0"}
+    assert set(transfer["defense"]) == {"eat2", "pgd_at"}
+    assert set(transfer["source"]) == {"vanilla/seed0"}
+    members = pd.read_csv(workdir / "results/tables/members.csv")
+    assert list(members["defense"]) == ["eat2"]
+    assert {"members clean NMI", "single-member attack NMI"} <= set(members.columns)
+    member_rows = long[long["threat"] == "member"]
+    assert set(member_rows["source"]) == {"member0", "member1"}
     assert set(long.loc[long["attack"] == "centroid_steps2x", "eps_255"]) == {8}
     sanity = pd.read_csv(workdir / "results/sanity/sanity.csv")
     checks = " ".join(sanity["check"])
@@ -125,5 +136,5 @@ def test_demo_rerun_is_a_no_op_and_an_attack_change_reruns_only_downstream(tiny_
     changed.write_text(yaml.safe_dump(config))
     counts = job_counts(snakemake("-n", "--configfile", str(changed), cwd=workdir).stdout)
     assert "train" not in counts and "prepare_data" not in counts
-    assert counts["attack"] == 2  # centroid, for both defenses
+    assert counts["attack"] == 3  # centroid, for every defense
     assert "evaluate_transfer" in counts  # pgd_at attacked with vanilla's new examples

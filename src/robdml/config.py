@@ -63,6 +63,7 @@ def check_references(config: dict, source: str) -> None:
     references = [
         ("evaluation.sweep_attacks", config["evaluation"]["sweep_attacks"], "attacks"),
         ("transfer.attacks", config["transfer"]["attacks"], "attacks"),
+        ("ensemble_members.attacks", config["ensemble_members"]["attacks"], "attacks"),
         ("transfer.source_defenses", config["transfer"]["source_defenses"], "defenses"),
         ("sanity.stronger_attacks", list(config["sanity"]["stronger_attacks"]), "attacks"),
         ("report.tsne.defenses", config["report"]["tsne"]["defenses"], "defenses"),

@@ -84,6 +84,44 @@ def paired_table(long: pd.DataFrame, eps_255: float, baselines: list[str]) -> pd
     return pd.DataFrame(rows)
 
 
+def members_table(long: pd.DataFrame, eps_255: float) -> pd.DataFrame:
+    """Per ensemble: its clean and worst-case white-box NMI next to its members alone (mean over
+    members; on the clean test set and on the ensemble's adversarial sets) and the strongest
+    single-member attack (examples crafted on one member, evaluated on the ensemble; minimum
+    over members and attacks). Mean ± std over seeds. Empty without ensembles."""
+    model = GROUP + ["seed"]
+    member = long[long["threat"] == "member"]
+    if member.empty:
+        return pd.DataFrame(columns=GROUP)
+    ensembles = member[GROUP].drop_duplicates()
+    clean = long[long["threat"] == "clean"].merge(ensembles, on=GROUP)
+    adversarial = worst_case(long, eps_255).merge(ensembles, on=GROUP)
+    member_clean = member[member["attack"] == "clean"].groupby(model)["nmi"].mean()
+    member_adversarial = (
+        member[(member["attack"] != "clean") & (member["eps_255"] == eps_255)]
+        .groupby(model + ["source"])["nmi"]
+        .min()
+        .groupby(model)
+        .mean()
+    )
+    from_member = long[(long["threat"] == "member_attack") & (long["eps_255"] == eps_255)]
+    per_seed = {
+        "ensemble clean NMI": clean.set_index(model)["nmi"],
+        "members clean NMI": member_clean,
+        "ensemble adv NMI": adversarial.set_index(model)["nmi"],
+        "members adv NMI": member_adversarial,
+    }
+    if not from_member.empty:
+        per_seed["single-member attack NMI"] = from_member.groupby(model)["nmi"].min()
+    frame = pd.DataFrame(per_seed).reset_index()
+    return (
+        frame.groupby(GROUP)
+        .agg({column: mean_std for column in per_seed} | {"seed": "nunique"})
+        .reset_index()
+        .rename(columns={"seed": "seeds"})
+    )
+
+
 def write_tables(
     paths: list[str | Path], eps_255: float, baselines: list[str], out: dict[str, Path]
 ) -> None:
@@ -93,6 +131,17 @@ def write_tables(
     long = load_results(paths)
     main = main_table(long, eps_255)
     paired = paired_table(long, eps_255, baselines)
+    members = members_table(long, eps_255)
+    members_caption = (
+        "Ensembles: the ensemble vs its members alone (mean over members), clean and on the "
+        f"ensemble's adversarial sets (worst case, eps {eps_255:g}/255), and the strongest "
+        "single-member attack on the ensemble; mean ± std over seeds."
+    )
+    atomic_write(out["members_csv"], lambda tmp: members.to_csv(tmp, index=False))
+    atomic_write(
+        out["members_md"],
+        lambda tmp: tmp.write_text(f"{members_caption}\n\n{members.to_markdown(index=False)}\n"),
+    )
     paired_caption = (
         f"Seed-paired differences to each baseline (defense - baseline; adversarial = worst case "
         f"over white-box attacks at eps {eps_255:g}/255), mean ± std over seeds."

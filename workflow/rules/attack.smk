@@ -28,9 +28,10 @@ rule attack:
         spec=lambda w: as_json(attack_spec(config, w.attack)),
         eps=lambda w: eps_of(w.attack),
         device=config["device"],
+        member_option="",
     shell:
         "python {input.script} --spec {params.spec:q} --eps {params.eps}"
-        " --model {input.model} --data {input.data} --out {output}"
+        " --model {input.model} --data {input.data} --out {output} {params.member_option}"
         " --device {params.device} --threads {threads} > {log} 2>&1"
 
 
@@ -39,3 +40,24 @@ use rule attack as attack_main_eps with:
         adversarial_outputs([MAIN_EPS]),
     wildcard_constraints:
         attack=one_of(MAIN_EPS_ATTACKS),
+
+
+use rule attack as attack_member with:
+    output:
+        per_eps(f"{MEMBER_ADVERSARIAL}/eps{{eps}}.pt", [MAIN_EPS]),
+    log:
+        f"{LOGS}/attack/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/{MEMBER}/{{attack}}.log",
+    benchmark:
+        f"{BENCHMARKS}/attack/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/{MEMBER}/{{attack}}.tsv"
+    wildcard_constraints:
+        attack=one_of(MEMBER_ATTACKS),
+    resources:
+        gpu=GPUS,
+        cpus_per_gpu=cpus_per_gpu,
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=RUNTIME["attack"],
+    params:
+        spec=lambda w: as_json(attack_spec(config, w.attack)),
+        eps=[MAIN_EPS],
+        device=config["device"],
+        member_option=lambda w: f"--member {w.member}",

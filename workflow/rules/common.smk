@@ -113,7 +113,40 @@ TRANSFER_METRICS = [
     for a in config["transfer"]["attacks"]
     for eps in eps_of(a)
 ]
-ALL_METRICS = CLEAN_METRICS + ATTACK_METRICS + TRANSFER_METRICS
+MEMBER = "member{member}"
+MEMBER_ADVERSARIAL = (  # crafted on one ensemble member alone
+    "results/adversarial/{dataset}/{backbone}/{defense}/seed{seed}/member{member}/{attack}"
+)
+ENSEMBLE_IDS = [
+    {**ids, "member": m}
+    for ids in MODEL_IDS
+    if config["defenses"][ids["defense"]].get("members", 1) > 1
+    for m in range(config["defenses"][ids["defense"]]["members"])
+]
+MEMBER_ATTACKS = config["ensemble_members"]["attacks"]
+MEMBER_OUTPUTS = [f"{METRICS}/{MEMBER}/clean.json"] + [
+    f"{METRICS}/{MEMBER}/{attack}/eps{MAIN_EPS}.json" for attack in config["attacks"]
+]  # a member alone: clean, then the ensemble's adversarial sets at the main eps
+MEMBER_METRICS = [
+    path.format(**ids)
+    for ids in ENSEMBLE_IDS
+    if config["ensemble_members"]["evaluate"]
+    for path in MEMBER_OUTPUTS
+]
+FROM_MEMBER_METRICS = [
+    f"{METRICS}/from_{MEMBER}/{{attack}}/eps{{eps}}.json".format(
+        **ids, attack=a, eps=MAIN_EPS
+    )
+    for ids in ENSEMBLE_IDS
+    for a in MEMBER_ATTACKS
+]
+ALL_METRICS = (
+    CLEAN_METRICS
+    + ATTACK_METRICS
+    + TRANSFER_METRICS
+    + MEMBER_METRICS
+    + FROM_MEMBER_METRICS
+)
 TABLES = expand("results/tables/main.{ext}", ext=["csv", "md", "tex"])
 SANITY = expand("results/sanity/sanity.{ext}", ext=["csv", "md"])
 FIGURE_NAMES = ["nmi_by_defense", "nmi_vs_eps", "recall1_vs_eps"]
@@ -139,6 +172,30 @@ def adversarial_outputs(eps_list):
     """temp() in the paper config: 224 px adversarial test sets are gigabytes each."""
     outputs = per_eps(f"{ADVERSARIAL}/eps{{eps}}.pt", eps_list)
     return outputs if config["keep_adversarial_images"] else [temp(o) for o in outputs]
+
+
+def member_inputs(wildcards):
+    """A member alone is evaluated on the clean test set and the ensemble's main-eps sets."""
+    ids = {**wildcards, "eps": MAIN_EPS}
+    return {
+        "model": f"{MODEL}/model.pt".format(**ids),
+        "images": [f"{DATA}/test.pt".format(**ids)]
+        + [
+            f"{ADVERSARIAL}/eps{{eps}}.pt".format(**ids, attack=a)
+            for a in config["attacks"]
+        ],
+    }
+
+
+def member_ids(wildcards):
+    """Identifiers of a member's metrics: clean first, then one per attack (main eps)."""
+    source = f"member{wildcards.member}"
+    clean = json.loads(evaluation_ids(wildcards, "clean", [0], "member", source))
+    attacked = [
+        json.loads(evaluation_ids(wildcards, attack, [MAIN_EPS], "member", source))[0]
+        for attack in config["attacks"]
+    ]
+    return as_json(clean + attacked)
 
 
 def tsne_inputs(wildcards):

@@ -115,3 +115,57 @@ use rule evaluate_transfer as evaluate_transfer_main_eps with:
             f"{w.source_defense}/seed{w.source_seed}",
         ),
         device=config["device"],
+
+
+rule evaluate_member:
+    input:
+        unpack(member_inputs),
+        script=f"{SRC}/evaluate.py",
+    output:
+        MEMBER_OUTPUTS,
+    log:
+        f"{LOGS}/evaluate/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/{MEMBER}.log",
+    benchmark:
+        f"{BENCHMARKS}/evaluate/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/{MEMBER}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: config["threads"]
+    resources:
+        gpu=GPUS,
+        cpus_per_gpu=cpus_per_gpu,
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=RUNTIME["evaluate"] * (1 + len(config["attacks"])),
+    params:
+        spec=as_json(evaluation_spec(config)),
+        ids=member_ids,
+        device=config["device"],
+    shell:
+        "python {input.script} --spec {params.spec:q} --ids {params.ids:q}"
+        " --model {input.model} --member {wildcards.member} --images {input.images}"
+        " --out {output} --device {params.device} --threads {threads} > {log} 2>&1"
+
+
+use rule evaluate_attack as evaluate_from_member with:
+    input:
+        model=f"{MODEL}/model.pt",
+        images=per_eps(f"{MEMBER_ADVERSARIAL}/eps{{eps}}.pt", [MAIN_EPS]),
+        script=f"{SRC}/evaluate.py",
+    output:
+        per_eps(f"{METRICS}/from_{MEMBER}/{{attack}}/eps{{eps}}.json", [MAIN_EPS]),
+    log:
+        f"{LOGS}/evaluate/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/from_{MEMBER}/{{attack}}.log",
+    benchmark:
+        f"{BENCHMARKS}/evaluate/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/from_{MEMBER}/{{attack}}.tsv"
+    wildcard_constraints:
+        attack=one_of(MEMBER_ATTACKS),
+    resources:
+        gpu=GPUS,
+        cpus_per_gpu=cpus_per_gpu,
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=RUNTIME["evaluate"],
+    params:
+        spec=as_json(evaluation_spec(config)),
+        ids=lambda w: evaluation_ids(
+            w, w.attack, [MAIN_EPS], "member_attack", f"member{w.member}"
+        ),
+        device=config["device"],

@@ -17,6 +17,8 @@ rule tables:
         tex="results/tables/main.tex",
         paired_csv="results/tables/paired.csv",
         paired_md="results/tables/paired.md",
+        members_csv="results/tables/members.csv",
+        members_md="results/tables/members.md",
     log:
         f"{LOGS}/tables.log",
     benchmark:
@@ -36,7 +38,8 @@ rule tables:
         "python {input.script} --inputs {output.inputs} --main-eps {params.main_eps}"
         " --long {output.long} --csv {output.csv} --md {output.md} --tex {output.tex}"
         " --baselines {params.baselines} --paired-csv {output.paired_csv}"
-        " --paired-md {output.paired_md}"
+        " --paired-md {output.paired_md} --members-csv {output.members_csv}"
+        " --members-md {output.members_md}"
         " > {log} 2>&1"
 
 

@@ -41,15 +41,23 @@ def save_model(path: str | Path, spec: dict, members: list[nn.Module], history: 
     )
 
 
-def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
-    """(model in eval mode, spec); an ensemble file loads as an `Ensemble`, which is one model."""
+def load_model(
+    path: str | Path, device: torch.device | str = "cpu", member: int | None = None
+) -> tuple[nn.Module, dict]:
+    """(model in eval mode, spec); an ensemble file loads as an `Ensemble`, which is one model,
+    or, with `member`, as that member alone."""
     payload = torch.load(path, map_location="cpu", weights_only=False)
     if payload.get("format") != MODEL_FORMAT:
         raise ValueError(f"{path} is not a {MODEL_FORMAT} file")
     spec = payload["spec"]
     spec = {**spec, "backbone": {**spec["backbone"], "pretrained": False}}  # weights come from file
     members = build_members(spec, len(payload["members"]))
-    for member, state in zip(members, payload["members"], strict=True):
-        member.load_state_dict(state)
-    model = members[0] if len(members) == 1 else Ensemble(members)
+    for module, state in zip(members, payload["members"], strict=True):
+        module.load_state_dict(state)
+    if member is not None:
+        if not 0 <= member < len(members):
+            raise ValueError(f"{path} has {len(members)} member(s); there is no member {member}")
+        model = members[member]
+    else:
+        model = members[0] if len(members) == 1 else Ensemble(members)
     return model.to(device).eval(), payload["spec"]
