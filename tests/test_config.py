@@ -89,12 +89,24 @@ def test_snakemake_stops_with_the_message(tmp_path, demo):
     assert "evaluation: unknown key 'kmeans_sed'" in run.stdout + run.stderr
 
 
-def test_eat_ablation_config_is_the_demo_full_recipe_on_a_subset():
-    ablation = load_config(REPO / "config/eat_ablation.yaml")
+@pytest.mark.parametrize("study", ["eat_ablation.yaml", "sanity_study.yaml"])
+def test_study_configs_are_the_demo_full_recipe_on_a_subset(study):
+    """The two studies run on 2 cores must measure demo_full.yaml's models, not look-alikes."""
+    subset = load_config(REPO / "config" / study)
     full = load_config(REPO / "config/demo_full.yaml")
-    for section in ("training", "datasets", "recipes", "seeds"):
-        assert ablation[section] == full[section], section
+    same_sections = ["training", "datasets", "recipes"]
+    if study == "sanity_study.yaml":  # the ablation runs the main eps only, without sanity
+        same_sections += ["evaluation", "sanity", "transfer", "report"]
+    for section in same_sections:
+        assert subset[section] == full[section], section
+    assert set(subset["seeds"]) <= set(full["seeds"])
     for section in ("backbones", "defenses", "attacks"):
-        for name, entry in ablation[section].items():
+        for name, entry in subset[section].items():
             assert entry == full[section][name], f"{section}.{name}"
-    assert {"vanilla", "pgd_at", "ens_at", "eat"} <= set(ablation["defenses"])
+    assert {"vanilla", "pgd_at", "ens_at", "eat"} <= set(subset["defenses"])
+
+
+def test_sanity_study_covers_every_defense_method():
+    study = load_config(REPO / "config/sanity_study.yaml")
+    full = load_config(REPO / "config/demo_full.yaml")
+    assert {entry["method"] for entry in study["defenses"].values()} == set(full["defense_methods"])
