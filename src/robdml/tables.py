@@ -122,45 +122,45 @@ def members_table(long: pd.DataFrame, eps_255: float) -> pd.DataFrame:
     )
 
 
+def write_csv_and_markdown(table: pd.DataFrame, csv: Path, markdown: Path, caption: str) -> None:
+    """One table as CSV (for analysis) and as Markdown under its caption (for reading)."""
+    from robdml.io import atomic_write
+
+    atomic_write(csv, lambda tmp: table.to_csv(tmp, index=False))
+    atomic_write(
+        markdown, lambda tmp: tmp.write_text(f"{caption}\n\n{table.to_markdown(index=False)}\n")
+    )
+
+
 def write_tables(
     paths: list[str | Path], eps_255: float, baselines: list[str], out: dict[str, Path]
 ) -> None:
-    """Write long.csv, main.{csv,md,tex} and paired.{csv,md} (paths given by `out`)."""
+    """Write long.csv, main.{csv,md,tex}, paired.{csv,md} and members.{csv,md} (paths in `out`)."""
     from robdml.io import atomic_write
 
     long = load_results(paths)
-    main = main_table(long, eps_255)
-    paired = paired_table(long, eps_255, baselines)
-    members = members_table(long, eps_255)
-    members_caption = (
+    atomic_write(out["long"], lambda tmp: long.to_csv(tmp, index=False))
+    write_csv_and_markdown(
+        members_table(long, eps_255),
+        out["members_csv"],
+        out["members_md"],
         "Ensembles: the ensemble vs its members alone (mean over members), clean and on the "
         f"ensemble's adversarial sets (worst case, eps {eps_255:g}/255), and the strongest "
-        "single-member attack on the ensemble; mean ± std over seeds."
+        "single-member attack on the ensemble; mean ± std over seeds.",
     )
-    atomic_write(out["members_csv"], lambda tmp: members.to_csv(tmp, index=False))
-    atomic_write(
-        out["members_md"],
-        lambda tmp: tmp.write_text(f"{members_caption}\n\n{members.to_markdown(index=False)}\n"),
-    )
-    paired_caption = (
-        f"Seed-paired differences to each baseline (defense - baseline; adversarial = worst case "
-        f"over white-box attacks at eps {eps_255:g}/255), mean ± std over seeds."
-    )
-    atomic_write(out["paired_csv"], lambda tmp: paired.to_csv(tmp, index=False))
-    atomic_write(
+    write_csv_and_markdown(
+        paired_table(long, eps_255, baselines),
+        out["paired_csv"],
         out["paired_md"],
-        lambda tmp: tmp.write_text(f"{paired_caption}\n\n{paired.to_markdown(index=False)}\n"),
+        "Seed-paired differences to each baseline (defense - baseline; adversarial = worst case "
+        f"over white-box attacks at eps {eps_255:g}/255), mean ± std over seeds.",
     )
+    main = main_table(long, eps_255)
     caption = (
         f"Clean vs adversarial (worst case over white-box attacks, eps {eps_255:g}/255) "
-        "clustering and "
-        "retrieval metrics; mean ± std over seeds."
+        "clustering and retrieval metrics; mean ± std over seeds."
     )
-    atomic_write(out["long"], lambda tmp: long.to_csv(tmp, index=False))
-    atomic_write(out["csv"], lambda tmp: main.to_csv(tmp, index=False))
-    atomic_write(
-        out["md"], lambda tmp: tmp.write_text(f"{caption}\n\n{main.to_markdown(index=False)}\n")
-    )
+    write_csv_and_markdown(main, out["csv"], out["md"], caption)
     atomic_write(
         out["tex"],
         lambda tmp: tmp.write_text(
