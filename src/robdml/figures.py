@@ -46,7 +46,8 @@ def nmi_by_defense(long: pd.DataFrame, eps_255: float, stem: Path) -> None:
 
 def metric_vs_eps(long: pd.DataFrame, metric: str, attacks: list[str], stem: Path) -> None:
     """Line plot: worst case over the sweep `attacks` (white-box) of `metric` against eps, one
-    line per defense; eps 0 is the clean test set."""
+    line per defense (colour, marker and dash, so a dozen defenses stay apart); eps 0 is the
+    clean test set."""
     clean = long[long["threat"] == "clean"].copy()
     attacked = long[(long["threat"] == "whitebox") & long["attack"].isin(attacks)]
     ids = ["dataset", "backbone", "defense", "seed", "eps_255"]
@@ -55,8 +56,8 @@ def metric_vs_eps(long: pd.DataFrame, metric: str, attacks: list[str], stem: Pat
     curve = pd.concat([clean[ids + [metric]], worst], ignore_index=True)
     curve["setting"] = curve["dataset"] + " / " + curve["backbone"]
     grid = sns.relplot(
-        data=curve, kind="line", x="eps_255", y=metric, hue="defense", col="setting",
-        errorbar="sd", marker="o", height=3.5, aspect=1.3,
+        data=curve, kind="line", x="eps_255", y=metric, hue="defense", style="defense",
+        markers=True, col="setting", errorbar="sd", height=3.5, aspect=1.3,
     )  # fmt: skip
     grid.set_axis_labels("eps (/255), worst case over attacks", metric)
     save(grid.figure, stem)
