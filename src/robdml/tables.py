@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from robdml.io import atomic_write
+
 IDS = ["dataset", "backbone", "defense", "seed", "threat", "source", "attack", "eps_255"]
 GROUP = ["dataset", "backbone", "defense"]
 MAIN_METRICS = {"nmi": "NMI", "f1": "F1", "recall@1": "R@1", "ari": "ARI"}
@@ -124,8 +126,6 @@ def members_table(long: pd.DataFrame, eps_255: float) -> pd.DataFrame:
 
 def write_csv_and_markdown(table: pd.DataFrame, csv: Path, markdown: Path, caption: str) -> None:
     """One table as CSV (for analysis) and as Markdown under its caption (for reading)."""
-    from robdml.io import atomic_write
-
     atomic_write(csv, lambda tmp: table.to_csv(tmp, index=False))
     atomic_write(
         markdown, lambda tmp: tmp.write_text(f"{caption}\n\n{table.to_markdown(index=False)}\n")
@@ -136,8 +136,6 @@ def write_tables(
     paths: list[str | Path], eps_255: float, baselines: list[str], out: dict[str, Path]
 ) -> None:
     """Write long.csv, main.{csv,md,tex}, paired.{csv,md} and members.{csv,md} (paths in `out`)."""
-    from robdml.io import atomic_write
-
     long = load_results(paths)
     atomic_write(out["long"], lambda tmp: long.to_csv(tmp, index=False))
     write_csv_and_markdown(
