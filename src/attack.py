@@ -30,13 +30,13 @@ def main() -> None:
         parser.error("give exactly one --out per --eps")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     spec = json.loads(args.spec)
-    device = setup(args.threads, args.device, spec["kmeans_seed"])
+    device = setup(args.threads, args.device, spec["attacker_seed"])
     model, model_spec = load_model(args.model, device, args.member)
     split = load_split(args.data)
     started = time.perf_counter()
     results = attack_test_set(
         model, split["images"], split["labels"], spec, args.eps,
-        spec["kmeans_seed"], spec["batch_size"], device,
+        spec["attacker_seed"], spec["batch_size"], device,
     )  # fmt: skip
     seconds = time.perf_counter() - started
     for result, path in zip(results, args.out, strict=True):

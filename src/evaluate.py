@@ -17,14 +17,14 @@ from robdml.models import load_model
 from robdml.runtime import setup
 
 ATTACK_RECORD = ("attack", "eps_255", "source_model_spec_hash", "objective_clean",
-                 "objective_adversarial")  # fmt: skip
+                 "objective_adversarial", "agreement_nmi", "chosen")  # fmt: skip
 
 
 def load_images(path: str) -> tuple[torch.Tensor, torch.Tensor, dict, dict]:
     """(images, labels, split meta, attack record or {}) from a split or adversarial file."""
     payload = torch.load(path, map_location="cpu", weights_only=False)
     if payload.get("format") == "robdml-adversarial/1":
-        record = {key: payload[key] for key in ATTACK_RECORD}
+        record = {key: payload[key] for key in ATTACK_RECORD if key in payload}
         record["perturbed_fraction"] = payload["perturbed"].float().mean().item()
         return payload["images"], payload["labels"], payload["meta"], record
     split = load_split(path)
@@ -38,7 +38,7 @@ def evaluate(model, model_spec: dict, images_path: str, ids: dict, spec: dict, d
     embeddings = embed(model, images, spec["batch_size"], device)
     embedded = time.perf_counter()
     metrics = evaluate_clustering(
-        embeddings.numpy(), labels.numpy(), spec["kmeans_seed"], spec["kmeans_n_init"],
+        embeddings.numpy(), labels.numpy(), spec["kmeans_seeds"], spec["kmeans_n_init"],
         spec["chance_repeats"],
     )  # fmt: skip
     clustered = time.perf_counter()
@@ -77,7 +77,7 @@ def main() -> None:
     if not len(args.images) == len(args.out) == len(ids):
         parser.error("give one --out and one ids entry per --images")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    device = setup(args.threads, args.device, spec["kmeans_seed"])
+    device = setup(args.threads, args.device, spec["kmeans_seeds"][0])
     model, model_spec = load_model(args.model, device, args.member)
     for images_path, out, image_ids in zip(args.images, args.out, ids, strict=True):
         write_json(out, evaluate(model, model_spec, images_path, image_ids, spec, device))

@@ -1,6 +1,7 @@
 """Rule figures: long results table -> NMI per defense, and NMI / R@1 against eps."""
 
 import argparse
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -12,13 +13,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--long", required=True, help="results/tables/long.csv")
     parser.add_argument("--main-eps", type=float, required=True)
-    parser.add_argument("--sweep-attacks", nargs="*", default=[], help="attacks run at every eps")
+    parser.add_argument("--suites", required=True, help="the `attack_suites` config, as JSON")
     parser.add_argument("--out-dir", required=True, type=Path)
     args = parser.parse_args()
     long = pd.read_csv(args.long)
-    nmi_by_defense(long, args.main_eps, args.out_dir / "nmi_by_defense")
-    metric_vs_eps(long, "nmi", args.sweep_attacks, args.out_dir / "nmi_vs_eps")
-    metric_vs_eps(long, "recall@1", args.sweep_attacks, args.out_dir / "recall1_vs_eps")
+    suites = json.loads(args.suites)
+    nmi_by_defense(long, args.main_eps, suites, args.out_dir / "nmi_by_defense")
+    metric_vs_eps(long, "nmi", suites, args.out_dir / "nmi_vs_eps")
+    metric_vs_eps(long, "recall@1", suites, args.out_dir / "recall1_vs_eps")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
-"""Rule tables: all metrics JSONs -> long.csv and main.{csv,md,tex}."""
+"""Rule tables: all metrics JSONs -> long.csv, main.{csv,md,tex} and the attacks, paired and
+members tables."""
 
 import argparse
+import json
 from pathlib import Path
 
 from robdml.tables import write_tables
@@ -14,6 +16,9 @@ def main() -> None:
     parser.add_argument("--csv", required=True, type=Path)
     parser.add_argument("--md", required=True, type=Path)
     parser.add_argument("--tex", required=True, type=Path)
+    parser.add_argument("--suites", required=True, help="the `attack_suites` config, as JSON")
+    parser.add_argument("--attacks-csv", required=True, type=Path)
+    parser.add_argument("--attacks-md", required=True, type=Path)
     parser.add_argument("--baselines", nargs="*", default=[], help="defenses to pair against")
     parser.add_argument("--paired-csv", required=True, type=Path)
     parser.add_argument("--paired-md", required=True, type=Path)
@@ -30,8 +35,10 @@ def main() -> None:
         "paired_md": args.paired_md,
         "members_csv": args.members_csv,
         "members_md": args.members_md,
+        "attacks_csv": args.attacks_csv,
+        "attacks_md": args.attacks_md,
     }
-    write_tables(paths, args.main_eps, args.baselines, out)
+    write_tables(paths, args.main_eps, args.baselines, json.loads(args.suites), out)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,35 @@ def test_overrides_merge_over_method_defaults(schema, demo):
     assert entry["clean_weight"] == defaults["clean_weight"]
 
 
+def test_fractional_eps_is_rejected_with_the_key(schema, demo):
+    """Test sets are 8-bit images: 2.5/255 cannot be delivered, so the config must not ask."""
+    demo["evaluation"]["eps_255"] = [2.5, 8]
+    with pytest.raises(ConfigError, match=r"evaluation\.eps_255\.0: 2\.5 is not of type 'integer'"):
+        validate_config(demo, schema, "demo.yaml")
+
+
+def test_label_aware_attack_in_the_label_free_suite_is_named(schema, demo):
+    demo["attack_suites"]["label_free"].append("mi")
+    with pytest.raises(ConfigError, match=r"attack_suites\.label_free: 'mi' reads the true"):
+        validate_config(demo, schema, "demo.yaml")
+
+
+def test_unknown_suite_attack_is_named(schema, demo):
+    demo["attack_suites"]["label_aware"] = ["orcale"]
+    with pytest.raises(ConfigError, match=r"attack_suites\.label_aware: 'orcale' is not in"):
+        validate_config(demo, schema, "demo.yaml")
+
+
+def test_stronger_variants_are_derived_from_every_suite_attack(schema, demo):
+    demo["sanity"]["stronger"] = {"steps_factor": 2, "restarts": 5}
+    resolved = validate_config(demo, schema, "demo.yaml")
+    suites = demo["attack_suites"]
+    for name in suites["label_free"] + suites["label_aware"]:
+        base = resolved["attacks"][name]
+        assert resolved["attacks"][f"{name}_steps2x"] == {**base, "steps": 2 * base["steps"]}
+        assert resolved["attacks"][f"{name}_restarts5"] == {**base, "restarts": 5}
+
+
 def test_recipes_override_training_per_dataset(schema):
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     resolved = validate_config(copy.deepcopy(config), schema, "config.yaml")
@@ -77,7 +106,7 @@ def test_recipes_override_training_per_dataset(schema):
 
 
 def test_snakemake_stops_with_the_message(tmp_path, demo):
-    demo["evaluation"]["kmeans_sed"] = demo["evaluation"].pop("kmeans_seed")
+    demo["evaluation"]["kmeans_sed"] = demo["evaluation"].pop("kmeans_seeds")
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(demo))
     run = subprocess.run(

@@ -77,11 +77,25 @@ def test_clustering_metrics_ignore_cluster_ids():
 
 def test_evaluate_clustering_recovers_separated_classes():
     embeddings, labels = clustered_embeddings(n_classes=8, per_class=25, dim=16, noise=0.05, seed=1)
-    metrics = evaluate_clustering(embeddings, labels, seed=0, n_init=3)
+    metrics = evaluate_clustering(embeddings, labels, [0], n_init=3)
     assert metrics["nmi"] == pytest.approx(1.0)
     assert metrics["ari"] == pytest.approx(1.0)
     assert metrics["f1"] == pytest.approx(1.0)
     assert metrics["nmi_chance"] < 0.2
+
+
+def test_evaluate_clustering_averages_over_kmeans_seeds():
+    """Overlapping classes: k-means depends on its seed; the record is the seeds' mean and std."""
+    embeddings, labels = clustered_embeddings(n_classes=20, per_class=10, dim=8, noise=0.6, seed=2)
+    seeds = [0, 1, 2, 3]
+    runs = [evaluate_clustering(embeddings, labels, [seed]) for seed in seeds]
+    pooled = evaluate_clustering(embeddings, labels, seeds)
+    for metric in ("nmi", "ami", "ari", "f1"):
+        values = [run[metric] for run in runs]
+        assert pooled[metric] == pytest.approx(np.mean(values))
+        assert pooled[f"{metric}_std"] == pytest.approx(np.std(values))
+    assert pooled["nmi_std"] > 0
+    assert pooled["nmi_chance"] == runs[0]["nmi_chance"]
 
 
 def test_clustering_metrics_match_sklearn():

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from robdml.config import load_config
+from robdml.config import load_config, suite_attacks
 
 
 def snakemake(*args, cwd):
@@ -49,11 +49,21 @@ def test_every_shipped_config_plans_every_training_job_offline(tmp_path, name):
     )
     assert counts["train"] == n_models
     assert counts["evaluate_clean"] == n_models
-    sweep = config["evaluation"]["sweep_attacks"]
+    sweep = suite_attacks(config)
     assert counts["attack"] == n_models * len(sweep)
     assert counts.get("attack_main_eps", 0) == n_models * (len(config["attacks"]) - len(sweep))
     for dataset in config["datasets"]:
         assert f"data/{dataset}/train.pt" in run.stdout
+
+
+def test_convergence_overlay_adds_every_stronger_variant_to_the_quick_demo(tmp_path):
+    demo, overlay = REPO / "config/demo.yaml", REPO / "config/overlays/demo_convergence.yaml"
+    run = snakemake("-n", "--configfile", str(demo), str(overlay), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    config = load_config(demo)
+    n_models = len(config["defenses"])
+    assert job_counts(run.stdout)["attack_main_eps"] == n_models * 2 * len(suite_attacks(config))
+    assert "cluster_mi_restarts5" in run.stdout and "mi_steps2x" in run.stdout
 
 
 def test_default_config_is_the_paper_and_a_configfile_replaces_it(tmp_path):
@@ -65,8 +75,9 @@ def test_default_config_is_the_paper_and_a_configfile_replaces_it(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_demo(tmp_path_factory):
-    """The demo config cut down to seconds of compute: 1 epoch, 2 attack steps, 2 eps, with a
-    transfer row (pgd_at attacked with vanilla's examples) and a stronger-attack sanity check."""
+    """The demo config cut down to seconds of compute: 1 epoch, 2 attack steps, 2 eps, one
+    attack per threat model, with a transfer row (pgd_at attacked with vanilla's examples) and
+    the stronger-attack sanity check from the convergence overlay."""
     workdir = tmp_path_factory.mktemp("demo")
     config = yaml.safe_load((REPO / "config/demo.yaml").read_text())
     config["training"]["epochs"] = 1
@@ -82,8 +93,11 @@ def tiny_demo(tmp_path_factory):
     config["evaluation"]["eps_255"] = [4, 8]
     config["report"]["main_eps_255"] = 8
     config["report"]["tsne"]["defenses"] = ["vanilla", "pgd_at"]
-    config["attacks"]["centroid_steps2x"] = {"method": "centroid", "steps": 4}
-    config["sanity"]["stronger_attacks"] = {"centroid": ["centroid_steps2x"]}
+    config["attacks"] = {"centroid": {"method": "centroid"}, "mi": {"method": "mi"}}
+    config["attack_suites"] = {"label_free": ["centroid"], "label_aware": ["mi"]}
+    config["ensemble_members"]["attacks"] = ["centroid"]
+    config["report"]["tsne"]["attack"] = "centroid"
+    config["sanity"]["stronger"] = {"steps_factor": 2}
     config["transfer"] = {"attacks": ["centroid"], "source_defenses": ["vanilla"],
                           "source_seed_offset": 1}  # fmt: skip
     path = workdir / "tiny.yaml"
@@ -95,7 +109,7 @@ def tiny_demo(tmp_path_factory):
 
 def test_demo_writes_tables_figures_and_metrics_with_provenance(tiny_demo):
     workdir, config = tiny_demo
-    for name in ("main.csv", "main.md", "main.tex", "long.csv"):
+    for name in ("main.csv", "main.md", "main.tex", "long.csv", "attacks.md"):
         assert (workdir / "results/tables" / name).stat().st_size > 0
     for name in ("nmi_by_defense", "nmi_vs_eps", "recall1_vs_eps"):
         for suffix in (".png", ".pdf"):
@@ -116,8 +130,10 @@ def test_demo_writes_tables_figures_and_metrics_with_provenance(tiny_demo):
     assert set(long.loc[long["attack"] == "centroid_steps2x", "eps_255"]) == {8}
     sanity = pd.read_csv(workdir / "results/sanity/sanity.csv")
     checks = " ".join(sanity["check"])
-    assert "a: non-increasing" in checks and "b: centroid_steps2x" in checks
+    assert "a: non-increasing" in checks and "b: steps_factor 2 at eps 8" in checks
     assert "c: white-box" in checks
+    assert set(sanity["threat_model"]) == {"label-free", "label-aware"}
+    assert {"label-free NMI", "label-aware NMI"} <= set(main.columns)
     assert sanity["passed"].dtype == bool
     record = json.loads(
         (workdir / "results/metrics/glyphs/cnn/vanilla/seed0/centroid/eps8.json").read_text()
@@ -127,8 +143,10 @@ def test_demo_writes_tables_figures_and_metrics_with_provenance(tiny_demo):
     assert record["versions"]["torch"].startswith("2.14.1")
     assert record["config"]["model"]["defense"] == {"method": "vanilla"}
     assert len(record["config_hash"]) == 16
-    for metric in ("nmi", "ami", "ari", "f1", "recall@1", "map_at_r", "nmi_chance"):
+    for metric in ("nmi", "ami", "ari", "f1", "recall@1", "map_at_r", "nmi_chance", "nmi_std"):
         assert 0 <= record["metrics"][metric] <= 1
+    assert record["config"]["evaluation"]["kmeans_seeds"] == [0, 1, 2]
+    assert record["config"]["attack"]["attack"]["attacker_seed"] == 1000
     assert record["n_test_classes"] == 277
 
 
@@ -142,4 +160,5 @@ def test_demo_rerun_is_a_no_op_and_an_attack_change_reruns_only_downstream(tiny_
     counts = job_counts(snakemake("-n", "--configfile", str(changed), cwd=workdir).stdout)
     assert "train" not in counts and "prepare_data" not in counts
     assert counts["attack"] == 3  # centroid, for every defense
+    assert counts["attack_main_eps"] == 3  # and its stronger variant (check b)
     assert "evaluate_transfer" in counts  # pgd_at attacked with vanilla's new examples

@@ -52,6 +52,8 @@ def validate_config(config: dict, schema: dict, source: str = "config") -> dict:
         check(merged, schema["$defs"]["training"], schema, source, f"recipes.{dataset}")
         resolved["recipes"][dataset] = merged
     check_references(config, source)
+    check_suites(resolved, source)
+    resolved["attacks"] |= stronger_variants(resolved)
     main_eps = config["report"]["main_eps_255"]
     if main_eps not in config["evaluation"]["eps_255"]:
         raise ConfigError(f"{source}: report.main_eps_255: {main_eps} is not in evaluation.eps_255")
@@ -61,21 +63,54 @@ def validate_config(config: dict, schema: dict, source: str = "config") -> dict:
 def check_references(config: dict, source: str) -> None:
     """Names used in `transfer`, `sanity` and `report.tsne` must be configured entries."""
     references = [
-        ("evaluation.sweep_attacks", config["evaluation"]["sweep_attacks"], "attacks"),
+        ("attack_suites.label_free", config["attack_suites"]["label_free"], "attacks"),
+        ("attack_suites.label_aware", config["attack_suites"]["label_aware"], "attacks"),
         ("transfer.attacks", config["transfer"]["attacks"], "attacks"),
         ("ensemble_members.attacks", config["ensemble_members"]["attacks"], "attacks"),
         ("transfer.source_defenses", config["transfer"]["source_defenses"], "defenses"),
-        ("sanity.stronger_attacks", list(config["sanity"]["stronger_attacks"]), "attacks"),
         ("report.tsne.defenses", config["report"]["tsne"]["defenses"], "defenses"),
         ("report.paired_baselines", config["report"]["paired_baselines"], "defenses"),
         ("report.tsne.attack", [config["report"]["tsne"]["attack"]], "attacks"),
     ]
-    for variants in config["sanity"]["stronger_attacks"].values():
-        references.append(("sanity.stronger_attacks", variants, "attacks"))
     for where, names, section in references:
         for name in names:
             if name not in config[section]:
                 raise ConfigError(f"{source}: {where}: {name!r} is not in `{section}`")
+
+
+def check_suites(config: dict, source: str) -> None:
+    """A label-free suite must not contain an attack that reads the true test labels."""
+    from robdml.attacks import build_attack  # torch: only when a config is validated
+
+    for name in config["attack_suites"]["label_free"]:
+        if build_attack(config["attacks"][name]).uses_labels:
+            raise ConfigError(
+                f"{source}: attack_suites.label_free: {name!r} reads the true test labels "
+                "(label-aware); move it to attack_suites.label_aware"
+            )
+
+
+def suite_attacks(config: dict) -> list[str]:
+    """Every attack of the suites, label-free first: they run at every eps."""
+    suites = config["attack_suites"]
+    return list(dict.fromkeys(suites["label_free"] + suites["label_aware"]))
+
+
+def stronger_variants(config: dict) -> dict[str, dict]:
+    """Check (b)'s attacks: each suite attack with more steps and with more restarts."""
+    variants = {}
+    for kind, value in config["sanity"]["stronger"].items():
+        for name in suite_attacks(config):
+            entry = config["attacks"][name]
+            changed = {"steps": entry["steps"] * value} if kind == "steps_factor" else {}
+            changed = changed or {"restarts": value}
+            variants[variant_name(name, kind, value)] = {**entry, **changed}
+    return variants
+
+
+def variant_name(attack: str, kind: str, value: int) -> str:
+    """Name of a stronger variant: refit_steps2x (steps_factor 2), refit_restarts5."""
+    return f"{attack}_steps{value}x" if kind == "steps_factor" else f"{attack}_restarts{value}"
 
 
 def load_config(path: str | Path, schema_path: str | Path = SCHEMA_PATH) -> dict:
@@ -131,7 +166,7 @@ def attack_spec(config: dict, attack: str) -> dict:
     """Exactly what determines an attack's output for a given model and eps."""
     return {
         **config["attacks"][attack],
-        "kmeans_seed": config["evaluation"]["kmeans_seed"],
+        "attacker_seed": config["evaluation"]["attack_kmeans_seed"],
         "batch_size": config["evaluation"]["batch_size"],
     }
 

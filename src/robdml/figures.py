@@ -11,6 +11,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from robdml.io import atomic_write  # noqa: E402
+from robdml.worst_case import suite_worst_cases, threat_models  # noqa: E402
 
 
 def save(figure, stem: Path) -> None:
@@ -21,16 +22,15 @@ def save(figure, stem: Path) -> None:
     plt.close(figure)
 
 
-def nmi_by_defense(long: pd.DataFrame, eps_255: float, stem: Path) -> None:
-    """Bar plot: NMI of every defense, clean and under each attack at `eps_255`, per
-    dataset/backbone panel; error bars are the std over seeds. The dashed line is chance NMI."""
-    selected = long[
-        (long["threat"] == "clean")
-        | ((long["threat"] == "whitebox") & (long["eps_255"] == eps_255))
-    ].copy()
-    selected["condition"] = selected["attack"].where(
-        selected["attack"] == "clean", selected["attack"] + f" ({eps_255:g}/255)"
-    )
+def nmi_by_defense(long: pd.DataFrame, eps_255: float, suites: dict, stem: Path) -> None:
+    """Bar plot: NMI of every defense, clean and the worst case of each threat model at
+    `eps_255`, per dataset/backbone panel; error bars are the std over seeds. The dashed line
+    is chance NMI."""
+    clean = long[long["threat"] == "clean"].assign(condition="clean")
+    worst = suite_worst_cases(long, suites)
+    worst = worst[worst["eps_255"] == eps_255]
+    worst = worst.assign(condition=worst["threat_model"] + f" worst ({eps_255:g}/255)")
+    selected = pd.concat([clean, worst], ignore_index=True)
     selected["setting"] = selected["dataset"] + " / " + selected["backbone"]
     grid = sns.catplot(
         data=selected, kind="bar", x="defense", y="nmi", hue="condition", col="setting",
@@ -44,22 +44,30 @@ def nmi_by_defense(long: pd.DataFrame, eps_255: float, stem: Path) -> None:
     save(grid.figure, stem)
 
 
-def metric_vs_eps(long: pd.DataFrame, metric: str, attacks: list[str], stem: Path) -> None:
-    """Line plot: worst case over the sweep `attacks` (white-box) of `metric` against eps, one
-    line per defense (colour, marker and dash, so a dozen defenses stay apart); eps 0 is the
-    clean test set."""
+def vs_eps_curves(long: pd.DataFrame, metric: str, suites: dict) -> pd.DataFrame:
+    """Per model, threat model and eps: the suite's worst case of `metric`; eps 0 is clean."""
     clean = long[long["threat"] == "clean"].copy()
-    attacked = long[(long["threat"] == "whitebox") & long["attack"].isin(attacks)]
-    ids = ["dataset", "backbone", "defense", "seed", "eps_255"]
-    worst = attacked.groupby(ids, as_index=False)[metric].min()
     clean["eps_255"] = 0.0
-    curve = pd.concat([clean[ids + [metric]], worst], ignore_index=True)
+    ids = ["dataset", "backbone", "defense", "seed", "eps_255"]
+    curves = [clean[ids + [metric]].assign(threat_model=name) for name in threat_models(suites)]
+    curves.append(suite_worst_cases(long, suites)[ids + [metric, "threat_model"]])
+    return pd.concat(curves, ignore_index=True)
+
+
+def metric_vs_eps(long: pd.DataFrame, metric: str, suites: dict, stem: Path) -> None:
+    """Line plot of vs_eps_curves: one row of panels per threat model, one line per defense
+    (colour, marker and dash, so a dozen defenses stay apart). The dashed line is chance NMI."""
+    curve = vs_eps_curves(long, metric, suites)
     curve["setting"] = curve["dataset"] + " / " + curve["backbone"]
     grid = sns.relplot(
         data=curve, kind="line", x="eps_255", y=metric, hue="defense", style="defense",
-        markers=True, col="setting", errorbar="sd", height=3.5, aspect=1.3,
+        markers=True, col="setting", row="threat_model", errorbar="sd", height=3.5, aspect=1.3,
     )  # fmt: skip
-    grid.set_axis_labels("eps (/255), worst case over attacks", metric)
+    if metric == "nmi":
+        for axis in grid.axes.flat:
+            axis.axhline(long["nmi_chance"].mean(), color="grey", linestyle="--", linewidth=1)
+    grid.set_axis_labels("eps (/255), worst case over the suite", metric)
+    grid.set_titles("{row_name} / {col_name}")
     save(grid.figure, stem)
 
 

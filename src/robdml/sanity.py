@@ -1,34 +1,32 @@
-"""Gradient-masking checks per model, on the worst case over white-box attacks (NMI).
+"""Gradient-masking checks per model, on the worst case over each threat model's attack suite
+(robdml.worst_case, the same numbers the tables and figures show).
 
-(a) robust NMI does not rise with eps (beyond a tolerance) and is near chance at the largest eps;
-(b) a stronger attack (more steps, restarts) lowers NMI by less than a tolerance: else the
-    configured attack had not converged;
+(a) the worst-case NMI does not rise with eps (beyond a tolerance) and is near chance at the
+    largest eps;
+(b) running every suite attack with more steps, or with more restarts, lowers the suite's
+    worst-case NMI at the main eps by less than a tolerance: else the suite had not converged;
 (c) white-box is at least as strong as transfer from other models: else gradients are masked.
 A failed check is reported with its numbers, never dropped.
 """
 
 import pandas as pd
 
-MODEL = ["dataset", "backbone", "defense", "seed"]
+from robdml.config import variant_name
+from robdml.worst_case import MODEL, threat_models, worst_case
 
 
-def worst_whitebox(long: pd.DataFrame, exclude: set[str]) -> pd.DataFrame:
-    """Per model and eps: the lowest NMI over white-box attacks (minus `exclude`) and chance."""
-    attacked = long[(long["threat"] == "whitebox") & ~long["attack"].isin(exclude)]
-    return attacked.groupby(MODEL + ["eps_255"], as_index=False).agg(
-        nmi=("nmi", "min"), nmi_chance=("nmi_chance", "mean")
-    )
-
-
-def check_monotone_and_chance(worst: pd.DataFrame, tolerance: float, margin: float) -> list[dict]:
+def check_monotone_and_chance(
+    worst: pd.DataFrame, threat: str, tolerance: float, margin: float
+) -> list[dict]:
     """Check (a) for every model."""
     rows = []
     for model, curve in worst.sort_values("eps_255").groupby(MODEL):
         rises = curve["nmi"].diff().fillna(0)
         largest = curve.iloc[-1]
+        ids = dict(zip(MODEL, model, strict=True)) | {"threat_model": threat}
         rows.append(
-            {
-                **dict(zip(MODEL, model, strict=True)),
+            ids
+            | {
                 "check": "a: non-increasing in eps",
                 "value": f"largest rise {rises.max():+.4f} (tolerance {tolerance})",
                 "passed": bool(rises.max() <= tolerance),
@@ -36,8 +34,8 @@ def check_monotone_and_chance(worst: pd.DataFrame, tolerance: float, margin: flo
         )
         gap = largest["nmi"] - largest["nmi_chance"]
         rows.append(
-            {
-                **dict(zip(MODEL, model, strict=True)),
+            ids
+            | {
                 "check": f"a: near chance at eps {largest['eps_255']:g}",
                 "value": f"NMI {largest['nmi']:.3f} vs chance {largest['nmi_chance']:.3f}",
                 "passed": bool(gap <= margin),
@@ -47,28 +45,35 @@ def check_monotone_and_chance(worst: pd.DataFrame, tolerance: float, margin: flo
 
 
 def check_stronger(
-    long: pd.DataFrame, stronger: dict[str, list[str]], eps: float, tolerance: float
-) -> list[dict]:
-    """Check (b): each stronger variant against its base attack at `eps`."""
-    at_eps = long[(long["threat"] == "whitebox") & (long["eps_255"] == eps)]
-    nmi = at_eps.set_index(MODEL + ["attack"])["nmi"]
+    long: pd.DataFrame, attacks: list[str], threat: str, stronger: dict, eps: float,
+    tolerance: float,
+) -> list[dict]:  # fmt: skip
+    """Check (b): the suite's worst case vs the same with every attack's stronger variant."""
+    base = worst_case(long, attacks).query("eps_255 == @eps").set_index(MODEL)
     rows = []
-    for model in at_eps[MODEL].drop_duplicates().itertuples(index=False):
-        for base, variants in stronger.items():
-            for variant in variants:
-                base_nmi, variant_nmi = nmi[(*model, base)], nmi[(*model, variant)]
-                rows.append(
-                    {
-                        **dict(zip(MODEL, model, strict=True)),
-                        "check": f"b: {variant} vs {base} at eps {eps:g}",
-                        "value": f"NMI {base_nmi:.3f} -> {variant_nmi:.3f}",
-                        "passed": bool(base_nmi - variant_nmi < tolerance),
-                    }
-                )
+    for kind, value in stronger.items():
+        variants = [variant_name(attack, kind, value) for attack in attacks]
+        strong = worst_case(long, attacks + variants).query("eps_255 == @eps").set_index(MODEL)
+        for model in base.index:
+            before, after = base.loc[model], strong.loc[model]
+            missing = set(variants) - set(long["attack"])
+            rows.append(
+                dict(zip(MODEL, model, strict=True))
+                | {
+                    "threat_model": threat,
+                    "check": f"b: {kind} {value} at eps {eps:g}",
+                    "value": f"NMI {before['nmi']:.3f} -> {after['nmi']:.3f} "
+                    f"({after['nmi_attack']})"
+                    + (f"; missing: {', '.join(sorted(missing))}" if missing else ""),
+                    "passed": bool(before["nmi"] - after["nmi"] < tolerance and not missing),
+                }
+            )
     return rows
 
 
-def check_transfer(long: pd.DataFrame, worst: pd.DataFrame, tolerance: float) -> list[dict]:
+def check_transfer(
+    long: pd.DataFrame, worst: pd.DataFrame, threat: str, tolerance: float
+) -> list[dict]:
     """Check (c): per model and eps, white-box worst case <= best transfer attack + tolerance."""
     transfer = long[long["threat"] == "transfer"]
     if transfer.empty:
@@ -80,8 +85,9 @@ def check_transfer(long: pd.DataFrame, worst: pd.DataFrame, tolerance: float) ->
         excess = group["nmi"] - group["nmi_transfer"]
         worst_row = group.loc[excess.idxmax()]
         rows.append(
-            {
-                **dict(zip(MODEL, model, strict=True)),
+            dict(zip(MODEL, model, strict=True))
+            | {
+                "threat_model": threat,
                 "check": "c: white-box at least as strong as transfer",
                 "value": (
                     f"eps {worst_row['eps_255']:g}: white-box NMI {worst_row['nmi']:.3f}, "
@@ -93,12 +99,20 @@ def check_transfer(long: pd.DataFrame, worst: pd.DataFrame, tolerance: float) ->
     return rows
 
 
-def sanity_table(long: pd.DataFrame, sanity: dict, main_eps: float) -> pd.DataFrame:
-    """All checks for all models, one row per (model, check)."""
-    variants = {v for vs in sanity["stronger_attacks"].values() for v in vs}
-    worst = worst_whitebox(long, exclude=variants)
-    rows = check_monotone_and_chance(worst, sanity["monotone_tolerance"], sanity["chance_margin"])
-    rows += check_stronger(long, sanity["stronger_attacks"], main_eps, sanity["stronger_tolerance"])
-    rows += check_transfer(long, worst, sanity["transfer_tolerance"])
-    table = pd.DataFrame(rows, columns=MODEL + ["check", "value", "passed"])
-    return table.sort_values(MODEL + ["check"], kind="stable").reset_index(drop=True)
+def sanity_table(long: pd.DataFrame, sanity: dict, suites: dict, main_eps: float) -> pd.DataFrame:
+    """All checks for all models and threat models, one row per (model, threat model, check)."""
+    rows = []
+    for threat, attacks in threat_models(suites).items():
+        worst = worst_case(long, attacks, threat)
+        rows += check_monotone_and_chance(
+            worst, threat, sanity["monotone_tolerance"], sanity["chance_margin"]
+        )
+        rows += check_stronger(
+            long, attacks, threat, sanity["stronger"], main_eps, sanity["stronger_tolerance"]
+        )
+        rows += check_transfer(long, worst, threat, sanity["transfer_tolerance"])
+    columns = MODEL + ["threat_model", "check", "value", "passed"]
+    table = pd.DataFrame(rows, columns=columns)
+    return table.sort_values(MODEL + ["threat_model", "check"], kind="stable").reset_index(
+        drop=True
+    )

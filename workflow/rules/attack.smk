@@ -1,6 +1,7 @@
 """Attacks: adversarial versions of the whole test set per (trained model, attack), one file
-per eps; one job covers the eps sweep (k-means context and start-up paid once). Attacks in
-`evaluation.sweep_attacks` run at every eps, the others at the main eps only."""
+per eps; one job covers the eps sweep (k-means context and start-up paid once). The attacks
+of `attack_suites` run at every eps, the others (check (b)'s stronger variants, extra attacks)
+at the main eps only."""
 
 
 rule attack:

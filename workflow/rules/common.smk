@@ -10,6 +10,7 @@ from robdml.config import (
     attack_spec,
     evaluation_spec,
     load_schema,
+    suite_attacks,
     train_spec,
     validate_config,
 )
@@ -56,7 +57,7 @@ def cpus_per_gpu(wildcards, threads):
 
 EPS = [f"{eps:g}" for eps in config["evaluation"]["eps_255"]]  # path form: 8, 0.5
 MAIN_EPS = f"{config['report']['main_eps_255']:g}"
-SWEEP_ATTACKS = config["evaluation"]["sweep_attacks"]
+SWEEP_ATTACKS = suite_attacks(config)  # the suites run at every eps, the others at the main eps
 MAIN_EPS_ATTACKS = [a for a in config["attacks"] if a not in SWEEP_ATTACKS]
 
 

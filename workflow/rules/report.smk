@@ -19,6 +19,8 @@ rule tables:
         paired_md="results/tables/paired.md",
         members_csv="results/tables/members.csv",
         members_md="results/tables/members.md",
+        attacks_csv="results/tables/attacks.csv",
+        attacks_md="results/tables/attacks.md",
     log:
         f"{LOGS}/tables.log",
     benchmark:
@@ -32,6 +34,7 @@ rule tables:
     params:
         main_eps=config["report"]["main_eps_255"],
         baselines=config["report"]["paired_baselines"],
+        suites=as_json(config["attack_suites"]),
     shell:
         # printf is a shell builtin: no argument-length limit for thousands of inputs
         "printf '%s\\n' {input.metrics} > {output.inputs} && "
@@ -39,7 +42,8 @@ rule tables:
         " --long {output.long} --csv {output.csv} --md {output.md} --tex {output.tex}"
         " --baselines {params.baselines} --paired-csv {output.paired_csv}"
         " --paired-md {output.paired_md} --members-csv {output.members_csv}"
-        " --members-md {output.members_md}"
+        " --members-md {output.members_md} --suites {params.suites:q}"
+        " --attacks-csv {output.attacks_csv} --attacks-md {output.attacks_md}"
         " > {log} 2>&1"
 
 
@@ -66,10 +70,10 @@ rule figures:
         runtime=RUNTIME["report"],
     params:
         main_eps=config["report"]["main_eps_255"],
-        sweep_attacks=SWEEP_ATTACKS,
+        suites=as_json(config["attack_suites"]),
     shell:
         "python {input.script} --long {input.long} --main-eps {params.main_eps}"
-        " --sweep-attacks {params.sweep_attacks} --out-dir results/figures > {log} 2>&1"
+        " --suites {params.suites:q} --out-dir results/figures > {log} 2>&1"
 
 
 rule sanity:
@@ -95,10 +99,11 @@ rule sanity:
         runtime=RUNTIME["report"],
     params:
         spec=as_json(config["sanity"]),
+        suites=as_json(config["attack_suites"]),
         main_eps=config["report"]["main_eps_255"],
     shell:
         "python {input.script} --long {input.long} --spec {params.spec:q}"
-        " --main-eps {params.main_eps} --csv {output.csv} --md {output.md} > {log} 2>&1"
+        " --suites {params.suites:q} --main-eps {params.main_eps} --csv {output.csv} --md {output.md} > {log} 2>&1"
 
 
 rule tsne:

@@ -1,18 +1,24 @@
 """Evaluation attacks by name. Adding one: a module with an `Attack` subclass, one line here,
 its schema entry in workflow/schemas/config.schema.yaml, and a test."""
 
-from robdml.attacks.base import Attack
+from robdml.attacks.base import Attack, Context
 from robdml.attacks.centroid import CentroidAttack
 from robdml.attacks.embedding_shift import EmbeddingShiftAttack
+from robdml.attacks.mi import MutualInformationAttack
+from robdml.attacks.multi_target import MultiTargetAttack
 from robdml.attacks.oracle import OracleAttack
 from robdml.attacks.pgd import pgd, project
 from robdml.attacks.random_target import RandomTargetAttack
+from robdml.attacks.refit import RefitAttack
 
 ATTACKS: dict[str, type[Attack]] = {
     "centroid": CentroidAttack,
     "random_target": RandomTargetAttack,
-    "oracle": OracleAttack,
+    "multi_target": MultiTargetAttack,
+    "refit": RefitAttack,
     "es": EmbeddingShiftAttack,
+    "oracle": OracleAttack,
+    "mi": MutualInformationAttack,
 }
 
 
@@ -21,4 +27,4 @@ def build_attack(params: dict) -> Attack:
     return ATTACKS[params["method"]](params)
 
 
-__all__ = ["ATTACKS", "Attack", "build_attack", "pgd", "project"]
+__all__ = ["ATTACKS", "Attack", "Context", "build_attack", "pgd", "project"]

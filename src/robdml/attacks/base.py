@@ -1,21 +1,60 @@
 """What an evaluation attack is: a per-sample objective on the adversarial embedding, given a
-context computed once from the clean test embeddings. `robdml.attacks.runner` drives PGD."""
+context computed from the clean test embeddings. `robdml.attacks.runner` drives the PGD core.
+
+Static attacks compute their context once. Re-fitting attacks (`refits = True`) run in rounds
+of `refit_every` steps: after each round the runner embeds the whole adversarial test set,
+re-runs the attacker's k-means on it and asks the attack for a new context, and it keeps the
+round whose clustering agrees least with the attack's `reference` (the clean clustering for a
+label-free attacker, the true labels for a label-aware one).
+"""
+
+from dataclasses import dataclass, field
 
 import torch
 
 
+@dataclass
+class Context:
+    """What the objective needs: `samples` (first dimension N, sliced to the batch) and
+    `shared` (whole tensors, e.g. centroids, used by every batch)."""
+
+    samples: dict[str, torch.Tensor]
+    shared: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def batch(self, index: torch.Tensor, device) -> "Context":
+        return Context(
+            {key: value[index].to(device) for key, value in self.samples.items()},
+            {key: value.to(device) for key, value in self.shared.items()},
+        )
+
+
 class Attack:
-    """Subclasses set `context` (per-sample tensors from clean embeddings) and `objective`."""
+    """Subclasses implement `context` and `objective`; re-fitting ones also `refit`."""
+
+    refits = False
 
     def __init__(self, params: dict):
         self.params = params
 
-    def context(
-        self, clean: torch.Tensor, labels: torch.Tensor, seed: int
-    ) -> dict[str, torch.Tensor]:
-        """Per-sample tensors (first dimension N) the objective needs; computed once."""
-        return {"clean": clean}
+    @property
+    def uses_labels(self) -> bool:
+        """True for a label-aware attacker (it reads the true test labels)."""
+        return False
 
-    def objective(self, embeddings: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
+    def context(self, clean: torch.Tensor, labels: torch.Tensor, seed: int) -> Context:
+        """The context of the first round, from the clean embeddings."""
+        return Context({"clean": clean})
+
+    def refit(
+        self,
+        context: Context,
+        embeddings: torch.Tensor,
+        assignments: torch.Tensor,
+        centroids: torch.Tensor,
+    ) -> Context:
+        """The next round's context from the attacker's k-means of the adversarial set."""
+        return context
+
+    def objective(self, embeddings: torch.Tensor, context: Context) -> torch.Tensor:
         """Per-sample value to maximise; `context` is sliced to the batch."""
         raise NotImplementedError

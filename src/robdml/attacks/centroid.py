@@ -1,7 +1,7 @@
-"""`centroid`: our clustering attack. k-means on the clean test embeddings (k = number of
-test classes, seeded); push each embedding out of its cluster toward the nearest other centroid."""
+"""`centroid`: push each embedding out of its clean k-means cluster (k = number of test
+classes, the attacker's own seed) toward the nearest other centroid."""
 
-from robdml.attacks.base import Attack
+from robdml.attacks.base import Attack, Context
 from robdml.attacks.centroids import kmeans_centroids, margin, nearest_other
 
 
@@ -10,7 +10,7 @@ class CentroidAttack(Attack):
         n_clusters = int(labels.unique().numel())
         own, centroids = kmeans_centroids(clean, n_clusters, seed, self.params["kmeans_n_init"])
         target = nearest_other(clean, own, centroids)
-        return {"own": centroids[own], "target": centroids[target]}
+        return Context({"own": centroids[own], "target": centroids[target]})
 
     def objective(self, embeddings, context):
-        return margin(embeddings, context["own"], context["target"])
+        return margin(embeddings, context.samples["own"], context.samples["target"])

@@ -6,4 +6,4 @@ from robdml.attacks.base import Attack
 
 class EmbeddingShiftAttack(Attack):
     def objective(self, embeddings, context):
-        return (embeddings - context["clean"]).pow(2).sum(dim=1)
+        return (embeddings - context.samples["clean"]).pow(2).sum(dim=1)

@@ -1,15 +1,19 @@
-"""`oracle`: like `centroid`, but with the true class means of the clean embeddings: an upper
-bound for an attacker who knows the test labels."""
+"""`oracle`: like `centroid`, but with the true class means of the clean embeddings: a
+label-aware attacker (it knows the test labels), an upper bound on the label-free ones."""
 
-from robdml.attacks.base import Attack
+from robdml.attacks.base import Attack, Context
 from robdml.attacks.centroids import class_means, margin, nearest_other
 
 
 class OracleAttack(Attack):
+    @property
+    def uses_labels(self):
+        return True
+
     def context(self, clean, labels, seed):
         centroids = class_means(clean, labels)
         target = nearest_other(clean, labels, centroids)
-        return {"own": centroids[labels], "target": centroids[target]}
+        return Context({"own": centroids[labels], "target": centroids[target]})
 
     def objective(self, embeddings, context):
-        return margin(embeddings, context["own"], context["target"])
+        return margin(embeddings, context.samples["own"], context.samples["target"])

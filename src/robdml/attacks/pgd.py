@@ -1,9 +1,19 @@
-"""The L-inf PGD core shared by training-time defenses and evaluation attacks: sign-gradient
-ascent on an objective, projected onto the eps ball around the clean images and onto [0, 1]."""
+"""The L-inf PGD core shared by training-time defenses and evaluation attacks: ascent on an
+objective, projected onto the eps ball around the clean images and onto [0, 1].
 
+Two step rules: `sign` (Madry et al.: fixed step, sign of the gradient, last iterate) and `apgd`
+(Croce & Hein, ICML 2020, "Reliable evaluation of adversarial robustness with an ensemble of
+diverse parameter-free attacks": step 2 eps, momentum 0.75, step halving at checkpoints where
+progress stalled, restart from the best point; returns the per-sample best iterate).
+"""
+
+import math
 from collections.abc import Callable
 
 import torch
+
+APGD_MOMENTUM = 0.75  # Croce & Hein's alpha
+APGD_SUCCESS_RATE = 0.75  # their rho: halve the step when fewer steps than this improved
 
 
 def project(adversarial: torch.Tensor, clean: torch.Tensor, eps: float) -> torch.Tensor:
@@ -24,17 +34,82 @@ def pgd(
     step_size: float,
     steps: int,
     generator: torch.Generator | None,
+    schedule: str = "sign",
+    start: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Maximise `objective(x).sum()` over the eps ball; random start when a generator is given.
+    """Maximise the per-sample `objective(x)` over the eps ball.
 
-    Only the input gradient is taken (`autograd.grad`), so model weights get no `.grad`.
+    Starts at `start` if given, else at a random point when a generator is given, else at the
+    clean images. Only the input gradient is taken (`autograd.grad`), so model weights get no
+    `.grad`. `schedule='apgd'` ignores `step_size` (APGD sets its own).
     """
     if eps == 0 or steps == 0:
         return clean.detach().clone()
     clean = clean.detach()
-    adversarial = clean.clone() if generator is None else random_start(clean, eps, generator)
+    if start is not None:
+        adversarial = start.detach().clone()
+    elif generator is not None:
+        adversarial = random_start(clean, eps, generator)
+    else:
+        adversarial = clean.clone()
+    if schedule == "apgd":
+        return apgd(objective, clean, adversarial, eps, steps)
     for _ in range(steps):
-        adversarial.requires_grad_(True)
-        (gradient,) = torch.autograd.grad(objective(adversarial).sum(), adversarial)
-        adversarial = project(adversarial.detach() + step_size * gradient.sign(), clean, eps)
-    return adversarial.detach()
+        _, gradient = value_and_gradient(objective, adversarial)
+        adversarial = project(adversarial + step_size * gradient.sign(), clean, eps)
+    return adversarial
+
+
+def value_and_gradient(objective, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample objective values and the input gradient of their sum, both detached."""
+    x = x.detach().requires_grad_(True)
+    value = objective(x)
+    (gradient,) = torch.autograd.grad(value.sum(), x)
+    return value.detach(), gradient.detach()
+
+
+def apgd_checkpoints(steps: int) -> list[int]:
+    """Iterations where APGD tests for progress: p0 = 0, p1 = 0.22, p_{j+1} = p_j +
+    max(p_j - p_{j-1} - 0.03, 0.06), as fractions of `steps` (Croce & Hein, sec. 3.2)."""
+    fractions = [0.0, 0.22]
+    while fractions[-1] < 1:
+        fractions.append(fractions[-1] + max(fractions[-1] - fractions[-2] - 0.03, 0.06))
+    return sorted({math.ceil(round(f * steps, 6)) for f in fractions if 0 < f <= 1})
+
+
+def apgd(objective, clean, start, eps: float, steps: int) -> torch.Tensor:
+    """APGD with per-sample step sizes; returns the per-sample best point seen."""
+    view = (-1,) + (1,) * (clean.dim() - 1)
+    step = torch.full((len(clean),), 2.0 * eps, device=clean.device)
+    current = start
+    value, gradient = value_and_gradient(objective, current)
+    best, best_value, best_gradient = current.clone(), value.clone(), gradient.clone()
+    previous = current
+    successes = torch.zeros(len(clean), device=clean.device)
+    checkpoints = apgd_checkpoints(steps)
+    last_checkpoint, step_at_last, best_at_last = 0, step.clone(), best_value.clone()
+    for iteration in range(1, steps + 1):
+        z = project(current + step.view(view) * gradient.sign(), clean, eps)
+        momentum = 1.0 if iteration == 1 else APGD_MOMENTUM
+        proposal = project(
+            current + momentum * (z - current) + (1 - momentum) * (current - previous), clean, eps
+        )
+        previous, current = current, proposal
+        new_value, gradient = value_and_gradient(objective, current)
+        successes += (new_value > value).float()
+        improved = new_value > best_value
+        best[improved], best_value[improved] = current[improved], new_value[improved]
+        best_gradient[improved] = gradient[improved]
+        value = new_value
+        if iteration in checkpoints:
+            stalled = successes < APGD_SUCCESS_RATE * (iteration - last_checkpoint)
+            stalled |= (step_at_last == step) & (best_at_last == best_value)
+            step_at_last, best_at_last = step.clone(), best_value.clone()
+            step[stalled] /= 2
+            # the stalled samples restart from their best point
+            current = torch.where(stalled.view(view), best, current)
+            gradient = torch.where(stalled.view(view), best_gradient, gradient)
+            value = torch.where(stalled, best_value, value)
+            successes.zero_()
+            last_checkpoint = iteration
+    return best

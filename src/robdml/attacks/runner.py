@@ -1,13 +1,23 @@
-"""Attack a whole test set: embed it clean, build the attack's context once, then run PGD batch
-by batch for every eps (with restarts keeping, per sample, the example with the highest
-objective). One process per (model, attack) covers the whole eps sweep: the context (k-means on
-the clean embeddings) and the process start-up are paid once."""
+"""Attack a whole test set: embed it clean, build the attack's context, then run the PGD core
+batch by batch for every eps. One process per (model, attack) covers the whole eps sweep: the
+clean k-means and the process start-up are paid once.
+
+Static attacks keep, per sample, the restart with the highest objective. Re-fitting attacks
+(`Attack.refits`) run in rounds of `refit_every` steps over the whole set; after each round the
+attacker re-clusters the delivered (8-bit) adversarial set with its own k-means seed, keeps the
+round and restart whose clustering agrees least with its reference (NMI), and re-aims.
+"""
+
+import math
 
 import torch
+from sklearn.metrics import normalized_mutual_info_score
 from torch import nn
 from tqdm import tqdm
 
 from robdml.attacks import build_attack
+from robdml.attacks.base import Attack, Context
+from robdml.attacks.centroids import kmeans_centroids
 from robdml.attacks.pgd import pgd
 from robdml.embedding import as_float, embed
 from robdml.runtime import generator
@@ -23,75 +33,133 @@ def attack_test_set(
     batch_size: int,
     device: torch.device,
 ) -> list[dict]:
-    """Per eps: adversarial images, which samples were perturbed, and the mean objective
-    before and after.
+    """Per eps: adversarial images, which samples were perturbed, the mean objective (first
+    round's context) before and after, and for re-fitting attacks the chosen round's agreement.
 
     `images` are uint8 (a stored test set) or float in [0, 1]; the adversarial images come back
     in the same type: uint8 ones are what an attacker delivers as 8-bit image files, so they are
-    rounded to the pixel grid (and kept inside the eps ball) before the objective is measured.
-    Only a seeded `perturbed_fraction` of the samples is attacked.
+    rounded to the pixel grid (inside the eps ball) before anything is measured on them.
+    Only a seeded `perturbed_fraction` of the samples is attacked. `seed` seeds the attacker's
+    k-means and random starts (the workflow keeps it apart from the evaluation's k-means seeds).
     """
     attack = build_attack(params)
+    model.eval()
     clean = embed(model, images, batch_size, device)
-    context = attack.context(clean, labels, seed)
+    first_context = attack.context(clean, labels, seed)
     attacked = perturbed_mask(len(images), params["perturbed_fraction"], seed)
+    crafting = Crafting(model, attack, images, attacked, params, batch_size, device)
     results = []
     for eps in eps_255:
-        start_generator = generator(seed, round(eps * 1000))
-        adversarial = images.clone()
-        before, after = torch.zeros(len(images)), torch.zeros(len(images))
-        chunks = torch.arange(len(images)).split(batch_size)
-        for index in tqdm(chunks, desc=f"{params['method']} eps {eps:g}/255", mininterval=5):
-            batch_context = {key: value[index].to(device) for key, value in context.items()}
-
-            def objective(x, batch_context=batch_context):
-                return attack.objective(model(x), batch_context)
-
-            batch = images[index]
-            best = attack_batch(
-                objective, as_float(batch).to(device), attacked[index].to(device), eps / 255,
-                params, start_generator,
-            )  # fmt: skip
-            if batch.dtype == torch.uint8:
-                best = quantize(best, batch, eps)
-            adversarial[index] = best
-            with torch.no_grad():
-                before[index] = objective(as_float(batch).to(device)).cpu()
-                after[index] = objective(as_float(best).to(device)).cpu()
+        best, record = crafting.run(first_context, eps, seed, labels)
         results.append(
             {
                 "eps_255": eps,
-                "images": adversarial,
+                "images": best,
                 "perturbed": attacked,
-                "objective_clean": before.mean().item(),
-                "objective_adversarial": after.mean().item(),
+                "objective_clean": crafting.objective_values(images, first_context).mean().item(),
+                "objective_adversarial": crafting.objective_values(best, first_context)
+                .mean()
+                .item(),
+                **record,
             }
         )
     return results
 
 
-def attack_batch(objective, batch, attacked, eps, params, start_generator) -> torch.Tensor:
-    """The best adversarial batch (on the CPU) over the restarts, per sample."""
-    with torch.no_grad():
-        best_value = objective(batch)
-    best = batch.clone()
-    if attacked.any():
-        for _ in range(params["restarts"]):
-            candidate = pgd(
-                objective, batch, eps, eps * params["step_fraction"], params["steps"],
-                start_generator,
+class Crafting:
+    """One attack against one model on one test set; `run` crafts the set at one eps."""
+
+    def __init__(self, model, attack: Attack, images, attacked, params, batch_size, device):
+        self.model, self.attack, self.images, self.attacked = model, attack, images, attacked
+        self.params, self.device = params, device
+        self.chunks = torch.arange(len(images)).split(batch_size)
+        self.batch_size = batch_size
+
+    def rounds(self) -> list[int]:
+        """Steps per round: one round for static attacks, `refit_every` steps for re-fitting."""
+        steps = self.params["steps"]
+        every = self.params["refit_every"] if self.attack.refits else steps
+        return [min(every, steps - done) for done in range(0, steps, every)]
+
+    def run(self, first_context: Context, eps: float, seed: int, labels) -> tuple:
+        start_generator = generator(seed, round(eps * 1000))
+        n_clusters = int(labels.unique().numel())
+        best = self.images.clone()
+        best_value = self.objective_values(best, first_context)
+        best_agreement, chosen = math.inf, {}
+        for restart in range(self.params["restarts"]):
+            context, current = first_context, None
+            for round_index, steps in enumerate(self.rounds()):
+                current = self.craft(context, current, eps / 255, steps, start_generator)
+                delivered = self.deliver(current, eps)
+                if not self.attack.refits:
+                    continue
+                embeddings = embed(self.model, delivered, self.batch_size, self.device)
+                assignments, centroids = kmeans_centroids(
+                    embeddings, n_clusters, seed, self.params["kmeans_n_init"]
+                )
+                agreement = normalized_mutual_info_score(
+                    context.samples["reference"].numpy(), assignments.numpy()
+                )
+                if agreement < best_agreement:
+                    best, best_agreement = delivered, agreement
+                    chosen = {"restart": restart, "round": round_index}
+                context = self.attack.refit(context, embeddings, assignments, centroids)
+            if not self.attack.refits:
+                value = self.objective_values(delivered, first_context)
+                better = value > best_value
+                best[better], best_value[better] = delivered[better], value[better]
+        if not self.attack.refits:
+            return best, {}
+        return best, {"agreement_nmi": float(best_agreement), "chosen": chosen}
+
+    def craft(self, context: Context, start, eps: float, steps: int, start_generator):
+        """One round of the PGD core over every batch, from `start` (None: random start)."""
+        crafted = []
+        for index in tqdm(self.chunks, desc=self.params["method"], mininterval=10, disable=None):
+            batch_context = context.batch(index, self.device)
+
+            def objective(x, batch_context=batch_context):
+                return self.attack.objective(self.model(x), batch_context)
+
+            clean = as_float(self.images[index]).to(self.device)
+            crafted.append(
+                pgd(
+                    objective, clean, eps, eps * self.params["step_fraction"], steps,
+                    start_generator, self.params["schedule"],
+                    None if start is None else start[index].to(self.device),
+                ).cpu()
             )  # fmt: skip
-            with torch.no_grad():
-                value = objective(candidate)
-            better = (value > best_value) & attacked
-            best[better], best_value[better] = candidate[better], value[better]
-    return best.cpu()
+        return torch.cat(crafted)
+
+    def deliver(self, adversarial: torch.Tensor, eps_255: float) -> torch.Tensor:
+        """The images as delivered: unattacked samples clean, uint8 sets on the pixel grid."""
+        delivered = torch.where(
+            self.attacked.view(-1, *[1] * (adversarial.dim() - 1)),
+            adversarial,
+            as_float(self.images),
+        )
+        if self.images.dtype == torch.uint8:
+            return quantize(delivered, self.images, eps_255)
+        return delivered
+
+    @torch.no_grad()
+    def objective_values(self, images: torch.Tensor, context: Context) -> torch.Tensor:
+        values = [
+            self.attack.objective(
+                self.model(as_float(images[index]).to(self.device)),
+                context.batch(index, self.device),
+            ).cpu()
+            for index in self.chunks
+        ]
+        return torch.cat(values)
 
 
 def quantize(adversarial: torch.Tensor, clean: torch.Tensor, eps_255: float) -> torch.Tensor:
     """Float adversarial images -> uint8, rounded and clamped to the eps ball around the uint8
-    clean images (so the budget holds exactly on the pixel grid, whatever eps)."""
-    budget = int(eps_255)  # whole grid steps that fit in the ball
+    clean images, so the budget holds exactly on the pixel grid (eps is a whole number of
+    grid steps: the config schema rejects fractional budgets for 8-bit test sets)."""
+    budget = round(eps_255)
     rounded = torch.round(adversarial * 255)
     low, high = clean.float() - budget, clean.float() + budget
     return torch.min(torch.max(rounded, low), high).clamp(0, 255).to(torch.uint8)
