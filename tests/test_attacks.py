@@ -225,7 +225,9 @@ def test_spread_targets_deal_each_group_over_several_clusters():
 
 def test_refitting_attacks_record_the_round_they_chose():
     images, labels = tight_clusters()
-    result = attack_test_set(PixelModel(), images, labels, params_for("refit"), [30.0], 0, 64, "cpu")
+    result = attack_test_set(
+        PixelModel(), images, labels, params_for("refit"), [30.0], 0, 64, "cpu"
+    )
     rounds = math.ceil(DEMO_METHODS["refit"]["steps"] / DEMO_METHODS["refit"]["refit_every"])
     assert 0 <= result[0]["chosen"]["round"] < rounds
     assert 0 <= result[0]["agreement_nmi"] < 1

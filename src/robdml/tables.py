@@ -65,7 +65,9 @@ def main_table(long: pd.DataFrame, eps_255: float, suites: dict) -> pd.DataFrame
         columns[f"clean {label}"] = cell(clean, metric)
         for name, frame in worst.items():
             columns[f"{name} {label}"] = cell(frame, metric)
-    columns["chance NMI"] = worst[LABEL_FREE].groupby(GROUP)["nmi_chance"].mean().map("{:.3f}".format)
+    columns["chance NMI"] = (
+        worst[LABEL_FREE].groupby(GROUP)["nmi_chance"].mean().map("{:.3f}".format)
+    )
     columns["seeds"] = clean.groupby(GROUP)["seed"].nunique()
     return pd.DataFrame(columns).reset_index()
 

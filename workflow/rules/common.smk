@@ -57,7 +57,9 @@ def cpus_per_gpu(wildcards, threads):
 
 EPS = [f"{eps:g}" for eps in config["evaluation"]["eps_255"]]  # path form: 8, 0.5
 MAIN_EPS = f"{config['report']['main_eps_255']:g}"
-SWEEP_ATTACKS = suite_attacks(config)  # the suites run at every eps, the others at the main eps
+SWEEP_ATTACKS = suite_attacks(
+    config
+)  # the suites run at every eps, the others at the main eps
 MAIN_EPS_ATTACKS = [a for a in config["attacks"] if a not in SWEEP_ATTACKS]
 
 

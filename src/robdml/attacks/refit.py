@@ -23,7 +23,9 @@ class RefitAttack(Attack):
 
     def aim(self, context, embeddings, assignments, centroids):
         groups = context.samples["reference"]
-        target = spread_targets(embeddings, assignments, groups, centroids, self.params["n_targets"])
+        target = spread_targets(
+            embeddings, assignments, groups, centroids, self.params["n_targets"]
+        )
         samples = {"reference": groups, "own": centroids[assignments], "target": centroids[target]}
         return Context(samples)
 

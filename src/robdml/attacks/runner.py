@@ -48,18 +48,19 @@ def attack_test_set(
     first_context = attack.context(clean, labels, seed)
     attacked = perturbed_mask(len(images), params["perturbed_fraction"], seed)
     crafting = Crafting(model, attack, images, attacked, params, batch_size, device)
+    n_clusters = int(labels.unique().numel())
+    objective_clean = crafting.objective_values(images, first_context).mean().item()
     results = []
     for eps in eps_255:
-        best, record = crafting.run(first_context, eps, seed, labels)
+        best, record = crafting.run(first_context, eps, seed, n_clusters)
+        objective_adversarial = crafting.objective_values(best, first_context).mean().item()
         results.append(
             {
                 "eps_255": eps,
                 "images": best,
                 "perturbed": attacked,
-                "objective_clean": crafting.objective_values(images, first_context).mean().item(),
-                "objective_adversarial": crafting.objective_values(best, first_context)
-                .mean()
-                .item(),
+                "objective_clean": objective_clean,
+                "objective_adversarial": objective_adversarial,
                 **record,
             }
         )
@@ -81,19 +82,34 @@ class Crafting:
         every = self.params["refit_every"] if self.attack.refits else steps
         return [min(every, steps - done) for done in range(0, steps, every)]
 
-    def run(self, first_context: Context, eps: float, seed: int, labels) -> tuple:
+    def run(self, first_context: Context, eps: float, seed: int, n_clusters: int) -> tuple:
+        """(delivered adversarial set, record of the choice made) at one eps."""
         start_generator = generator(seed, round(eps * 1000))
-        n_clusters = int(labels.unique().numel())
+        if self.attack.refits:
+            return self.run_refitting(first_context, eps, seed, n_clusters, start_generator)
+        return self.run_static(first_context, eps, start_generator), {}
+
+    def run_static(self, context: Context, eps: float, start_generator) -> torch.Tensor:
+        """Per sample, the restart with the highest objective (the clean image if none beats it)."""
         best = self.images.clone()
-        best_value = self.objective_values(best, first_context)
-        best_agreement, chosen = math.inf, {}
+        best_value = self.objective_values(best, context)
+        for _ in range(self.params["restarts"]):
+            crafted = self.craft(context, None, eps / 255, self.params["steps"], start_generator)
+            delivered = self.deliver(crafted, eps)
+            value = self.objective_values(delivered, context)
+            better = value > best_value
+            best[better], best_value[better] = delivered[better], value[better]
+        return best
+
+    def run_refitting(self, first_context, eps, seed, n_clusters, start_generator) -> tuple:
+        """Over restarts and rounds, the delivered set whose re-clustering (the attacker's own
+        k-means) agrees least with the attack's reference labels."""
+        best, best_agreement, chosen = None, math.inf, {}
         for restart in range(self.params["restarts"]):
             context, current = first_context, None
             for round_index, steps in enumerate(self.rounds()):
                 current = self.craft(context, current, eps / 255, steps, start_generator)
                 delivered = self.deliver(current, eps)
-                if not self.attack.refits:
-                    continue
                 embeddings = embed(self.model, delivered, self.batch_size, self.device)
                 assignments, centroids = kmeans_centroids(
                     embeddings, n_clusters, seed, self.params["kmeans_n_init"]
@@ -105,12 +121,6 @@ class Crafting:
                     best, best_agreement = delivered, agreement
                     chosen = {"restart": restart, "round": round_index}
                 context = self.attack.refit(context, embeddings, assignments, centroids)
-            if not self.attack.refits:
-                value = self.objective_values(delivered, first_context)
-                better = value > best_value
-                best[better], best_value[better] = delivered[better], value[better]
-        if not self.attack.refits:
-            return best, {}
         return best, {"agreement_nmi": float(best_agreement), "chosen": chosen}
 
     def craft(self, context: Context, start, eps: float, steps: int, start_generator):
