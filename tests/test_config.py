@@ -92,7 +92,8 @@ def test_stronger_variants_are_derived_from_every_suite_attack(schema, demo):
     suites = demo["attack_suites"]
     for name in suites["label_free"] + suites["label_aware"]:
         base = resolved["attacks"][name]
-        assert resolved["attacks"][f"{name}_steps2x"] == {**base, "steps": 2 * base["steps"]}
+        longer = {key: 2 * base[key] for key in ("steps", "refit_every") if key in base}
+        assert resolved["attacks"][f"{name}_steps2x"] == {**base, **longer}
         assert resolved["attacks"][f"{name}_restarts5"] == {**base, "restarts": 5}
 
 

@@ -95,7 +95,7 @@ def tiny_demo(tmp_path_factory):
     config["report"]["tsne"]["defenses"] = ["vanilla", "pgd_at"]
     config["attacks"] = {"centroid": {"method": "centroid"}, "mi": {"method": "mi"}}
     config["attack_suites"] = {"label_free": ["centroid"], "label_aware": ["mi"]}
-    config["ensemble_members"]["attacks"] = ["centroid"]
+    config["ensemble_members"] = {"evaluate": True, "attacks": ["centroid"]}
     config["report"]["tsne"]["attack"] = "centroid"
     config["sanity"]["stronger"] = {"steps_factor": 2}
     config["transfer"] = {"attacks": ["centroid"], "source_defenses": ["vanilla"],

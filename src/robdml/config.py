@@ -97,13 +97,20 @@ def suite_attacks(config: dict) -> list[str]:
 
 
 def stronger_variants(config: dict) -> dict[str, dict]:
-    """Check (b)'s attacks: each suite attack with more steps and with more restarts."""
+    """Check (b)'s attacks: each suite attack with more steps and with more restarts. A
+    re-fitting attack keeps its number of rounds (`refit_every` scales with `steps`): with
+    more rounds, the attacker's choice of the least-agreeing round could return the base
+    attack's own result and hide a lack of convergence."""
     variants = {}
     for kind, value in config["sanity"]["stronger"].items():
         for name in suite_attacks(config):
             entry = config["attacks"][name]
-            changed = {"steps": entry["steps"] * value} if kind == "steps_factor" else {}
-            changed = changed or {"restarts": value}
+            if kind == "restarts":
+                changed = {"restarts": value}
+            else:  # the same rounds, each `value` times longer
+                changed = {
+                    key: entry[key] * value for key in ("steps", "refit_every") if key in entry
+                }
             variants[variant_name(name, kind, value)] = {**entry, **changed}
     return variants
 
