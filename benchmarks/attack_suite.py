@@ -134,3 +134,7 @@ def main() -> None:
             for name, gain in gains.items()
         )
     )
+
+
+if __name__ == "__main__":
+    main()
