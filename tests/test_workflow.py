@@ -57,7 +57,7 @@ def test_every_shipped_config_plans_every_training_job_offline(tmp_path, name):
 
 
 def test_convergence_overlay_adds_every_stronger_variant_to_the_quick_demo(tmp_path):
-    demo, overlay = REPO / "config/demo.yaml", REPO / "config/overlays/demo_convergence.yaml"
+    demo, overlay = REPO / "config/demo.yaml", REPO / "config/overlays/convergence.yaml"
     run = snakemake("-n", "--configfile", str(demo), str(overlay), cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     config = load_config(demo)
