@@ -54,9 +54,9 @@ def check_stronger(
     for kind, value in stronger.items():
         variants = [variant_name(attack, kind, value) for attack in attacks]
         strong = worst_case(long, attacks + variants).query("eps_255 == @eps").set_index(MODEL)
+        missing = set(variants) - set(long["attack"])
         for model in base.index:
             before, after = base.loc[model], strong.loc[model]
-            missing = set(variants) - set(long["attack"])
             rows.append(
                 dict(zip(MODEL, model, strict=True))
                 | {
