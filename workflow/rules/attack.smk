@@ -20,6 +20,7 @@ rule attack:
     conda:
         "../../envs/torch.yaml"
     threads: config["threads"]
+    priority: n_members
     resources:
         gpu=GPUS,
         cpus_per_gpu=cpus_per_gpu,
@@ -52,6 +53,7 @@ use rule attack as attack_member with:
         f"{BENCHMARKS}/attack/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/{MEMBER}/{{attack}}.tsv"
     wildcard_constraints:
         attack=one_of(MEMBER_ATTACKS),
+    priority: 1
     resources:
         gpu=GPUS,
         cpus_per_gpu=cpus_per_gpu,

@@ -163,7 +163,9 @@ TSNE = expand(
 
 
 def n_members(wildcards):
-    """Ensemble size of a defense (1 for single-model defenses)."""
+    """Ensemble size of a defense (1 for single-model defenses); also the `priority` of its
+    train and attack jobs: an ensemble's jobs are the longest, started first they do not leave
+    one job running alone at the end."""
     return config["defenses"][wildcards.defense].get("members", 1)
 
 

@@ -14,6 +14,7 @@ rule train:
     conda:
         "../../envs/torch.yaml"
     threads: config["threads"]
+    priority: n_members
     resources:
         gpu=GPUS,
         cpus_per_gpu=cpus_per_gpu,
