@@ -23,7 +23,7 @@ from robdml.runtime import claim_gpu, release_gpus
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
-GPU_RULES = {"train", "attack", "evaluate_clean", "evaluate_attack"}
+GPU_RULES = {"train", "attack", "evaluate_model", "evaluate_clean", "evaluate_attack"}
 CPU_RULES = {"download", "extract", "prepare_data", "tables", "figures", "sanity", "tsne"}
 
 
@@ -429,7 +429,7 @@ def test_every_non_local_job_went_through_sbatch(slurm_runs):
         local_rules += local
     rules = set(slurm_ids.values())
     assert {"train", "tables", "figures"} <= rules, rules
-    assert rules & {"attack", "evaluate_attack", "evaluate_clean"}, rules
+    assert rules & {"attack", "evaluate_model", "evaluate_attack", "evaluate_clean"}, rules
     assert not set(local_rules) & (GPU_RULES | {"tables", "figures"}), local_rules
     records = slurm_records(list(slurm_ids))
     assert set(records) == set(slurm_ids), "SLURM has no record of some jobs"

@@ -48,7 +48,11 @@ def test_every_shipped_config_plans_every_training_job_offline(tmp_path, name):
         * len(config["seeds"])
     )
     assert counts["train"] == n_models
-    assert counts["evaluate_clean"] == n_models
+    if config["keep_adversarial_images"]:  # one evaluation job per model
+        assert counts["evaluate_model"] == n_models and "evaluate_clean" not in counts
+    else:  # one per model (clean) and one per attack, which frees its temporary sets
+        assert counts["evaluate_clean"] == n_models
+        assert counts["evaluate_attack"] == n_models * len(suite_attacks(config))
     sweep = suite_attacks(config)
     assert counts["attack"] == n_models * len(sweep)
     assert counts.get("attack_main_eps", 0) == n_models * (len(config["attacks"]) - len(sweep))

@@ -17,10 +17,10 @@ rule attack:
         f"{BENCHMARKS}/attack/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/{{attack}}.tsv"
     wildcard_constraints:
         attack=one_of(SWEEP_ATTACKS),
+    priority: n_members
     conda:
         "../../envs/torch.yaml"
     threads: config["threads"]
-    priority: n_members
     resources:
         gpu=GPUS,
         cpus_per_gpu=cpus_per_gpu,

@@ -92,6 +92,14 @@ ATTACK_METRICS = [
     for a in config["attacks"]
     for eps in eps_of(a)
 ]
+WHITEBOX_PER_MODEL = config[
+    "keep_adversarial_images"
+]  # see workflow/rules/evaluate.smk
+WHITEBOX = [(a, eps) for a in config["attacks"] for eps in eps_of(a)]
+WHITEBOX_SETS = [
+    f"{ADVERSARIAL}/eps{eps}.pt".replace("{attack}", a) for a, eps in WHITEBOX
+]
+WHITEBOX_METRICS = [f"{METRICS}/{a}/eps{eps}.json" for a, eps in WHITEBOX]
 TRANSFER = "transfer/{source_defense}_seed{source_seed}/{attack}"
 
 
@@ -222,6 +230,16 @@ def tsne_inputs(wildcards):
         ],
         "data": f"{DATA}/test.pt".format(**ids),
     }
+
+
+def whitebox_ids(wildcards):
+    """Identifiers of the outputs of evaluate_model, in order (clean, then every attack, eps)."""
+    clean = json.loads(evaluation_ids(wildcards, "clean", [0], "clean"))
+    attacked = [
+        json.loads(evaluation_ids(wildcards, attack, [eps], "whitebox"))[0]
+        for attack, eps in WHITEBOX
+    ]
+    return as_json(clean + attacked)
 
 
 def evaluation_ids(wildcards, attack, eps_list, threat, source=""):

@@ -1,5 +1,44 @@
 """Evaluation: clustering + retrieval metrics of a model on its clean test set, on its own
-adversarial test sets (white-box) and on those crafted on other models (transfer)."""
+adversarial test sets (white-box) and on those crafted on other models (transfer).
+
+Where adversarial sets are kept (`keep_adversarial_images`), one job evaluates a model's clean
+and white-box sets (one start-up instead of one per attack); where they are temporary (the
+paper config: gigabytes each at 224 px), one job per attack evaluates and frees its sets.
+"""
+
+if WHITEBOX_PER_MODEL:
+
+    rule evaluate_model:
+        input:
+            model=f"{MODEL}/model.pt",
+            images=[f"{DATA}/test.pt"] + WHITEBOX_SETS,
+            script=f"{SRC}/evaluate.py",
+        output:
+            [f"{METRICS}/clean.json"] + WHITEBOX_METRICS,
+        log:
+            f"{LOGS}/evaluate/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/whitebox.log",
+        benchmark:
+            f"{BENCHMARKS}/evaluate/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/whitebox.tsv"
+        conda:
+            "../../envs/torch.yaml"
+        threads: config["threads"]
+        resources:
+            gpu=GPUS,
+            cpus_per_gpu=cpus_per_gpu,
+            mem_mb=config["resources"]["mem_mb"],
+            runtime=RUNTIME["evaluate"] * (1 + len(WHITEBOX_SETS)),
+        params:
+            spec=as_json(evaluation_spec(config)),
+            ids=whitebox_ids,
+            device=config["device"],
+        shell:
+            "python {input.script} --spec {params.spec:q} --ids {params.ids:q}"
+            " --model {input.model} --images {input.images} --out {output}"
+            " --device {params.device} --threads {threads} > {log} 2>&1"
+
+    ruleorder: evaluate_model > evaluate_clean
+    ruleorder: evaluate_model > evaluate_attack
+    ruleorder: evaluate_model > evaluate_attack_main_eps
 
 
 rule evaluate_clean:

@@ -11,10 +11,10 @@ rule train:
         f"{LOGS}/train/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}.log",
     benchmark:
         f"{BENCHMARKS}/train/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}.tsv"
+    priority: n_members
     conda:
         "../../envs/torch.yaml"
     threads: config["threads"]
-    priority: n_members
     resources:
         gpu=GPUS,
         cpus_per_gpu=cpus_per_gpu,

@@ -1,5 +1,5 @@
-"""ACT, anti-collapse adversarial training (Zhou and Patel, "Enhancing Adversarial Robustness
-for Deep Metric Learning", CVPR 2022; `pnp` in RobRank): the adversary perturbs a positive and
+"""ACT, anti-collapse adversarial training (Zhou et al., "Adversarial Attack and Defense in Deep
+Ranking", T-PAMI 2024, arXiv 2106.03614; `pnp` in RobRank): the adversary perturbs a positive and
 a negative sample so that their embeddings collapse onto each other, and training separates
 them again.
 
