@@ -100,6 +100,21 @@ def test_trades_with_beta_zero_is_vanilla():
         assert torch.equal(trades, vanilla)
 
 
+def test_trades_adds_beta_times_a_positive_divergence():
+    """The robust term enters with a plus sign and scales with beta: a sign error or an ignored
+    beta fails here (beta = 0 alone cannot tell)."""
+    step = toy_step(1)
+    images, labels = toy_batch()
+    mask = torch.ones(len(labels), 1, dtype=torch.bool)
+    losses = {}
+    for beta in (0.0, 1.0, 3.0):
+        params = {**DEMO_FULL["defenses"]["trades"], "beta": beta}
+        losses[beta] = build_defense(params).loss(replay(step), images, labels, mask).item()
+    robust = losses[1.0] - losses[0.0]
+    assert robust > 1e-4
+    assert losses[3.0] - losses[0.0] == pytest.approx(3 * robust, rel=1e-4)
+
+
 def test_pgd_at_trains_on_inputs_within_eps():
     params = DEMO_FULL["defenses"]["pgd_at"]
     eps = params["attack"]["eps_255"] / 255

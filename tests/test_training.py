@@ -8,7 +8,7 @@ from robdml.data.datasets import InMemoryImages
 from robdml.defenses import DEFENSES
 from robdml.losses import proxy_anchor_loss
 from robdml.models import EmbeddingModel, load_model
-from robdml.training import train
+from robdml.training import make_optimizer, set_epoch, train
 
 
 def toy_set():
@@ -86,3 +86,57 @@ def test_checkpoint_of_another_configuration_is_ignored(tmp_path, tiny_spec):
     other = {**tiny_spec, "seed": 1}
     history = train(other, toy_set(), tmp_path / "b.pt", tmp_path / "shared.ckpt", "cpu")
     assert [h["epoch"] for h in history] == [1]
+
+
+def recipe_with(tiny_spec, **overrides) -> dict:
+    return {**tiny_spec["training"], **overrides}
+
+
+def test_warm_up_freezes_the_trunks_and_trains_heads_and_proxies(tiny_spec):
+    """The Proxy Anchor recipe's warm-up: trunk frozen for `warmup_epochs`, then trained."""
+    recipe = recipe_with(tiny_spec, warmup_epochs=1)
+    members = [EmbeddingModel(tiny_spec["backbone"], tiny_spec["dataset"]) for _ in range(2)]
+    pals = [proxy_anchor_loss(4, tiny_spec["backbone"]["embedding_dim"], recipe) for _ in members]
+    optimizer = make_optimizer(members, pals, recipe)
+    images, labels = toy_images()
+    for epoch, trunk_trains in ((0, False), (1, True)):
+        set_epoch(members, optimizer, recipe, epoch)
+        optimizer.zero_grad()
+        loss = sum(
+            pal(m(images.float() / 255), labels) for m, pal in zip(members, pals, strict=True)
+        )
+        loss.backward()
+        for member in members:
+            trunk_grads = [p.grad for p in member.trunk.parameters()]
+            assert all(g is not None for g in trunk_grads) == trunk_trains
+            assert all(p.grad.abs().sum() > 0 for p in member.head.parameters())
+        assert all(p.grad.abs().sum() > 0 for pal in pals for p in pal.parameters())
+
+
+def test_frozen_batchnorm_keeps_its_statistics_while_the_rest_trains(tiny_spec):
+    recipe = recipe_with(tiny_spec, freeze_bn=True)
+    member = EmbeddingModel(tiny_spec["backbone"], tiny_spec["dataset"])
+    pal = proxy_anchor_loss(4, tiny_spec["backbone"]["embedding_dim"], recipe)
+    optimizer = make_optimizer([member], [pal], recipe)
+    set_epoch([member], optimizer, recipe, 0)
+    norms = [m for m in member.trunk.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    before = [n.running_mean.clone() for n in norms]
+    member(toy_images()[0].float() / 255)
+    assert norms and all(not n.training for n in norms) and member.training
+    assert all(torch.equal(b, n.running_mean) for b, n in zip(before, norms, strict=True))
+    set_epoch([member], optimizer, recipe_with(tiny_spec, freeze_bn=False), 0)
+    member(toy_images()[0].float() / 255)
+    assert not all(torch.equal(b, n.running_mean) for b, n in zip(before, norms, strict=True))
+
+
+def test_proxies_learn_faster_by_the_multiplier_through_the_lr_decay(tiny_spec):
+    recipe = recipe_with(tiny_spec, lr=0.001, proxy_lr_multiplier=100, lr_decay_step=2,
+                         lr_decay_gamma=0.5)  # fmt: skip
+    member = EmbeddingModel(tiny_spec["backbone"], tiny_spec["dataset"])
+    pal = proxy_anchor_loss(4, tiny_spec["backbone"]["embedding_dim"], recipe)
+    optimizer = make_optimizer([member], [pal], recipe)
+    for epoch, factor in ((0, 1.0), (1, 1.0), (2, 0.5), (5, 0.25)):
+        set_epoch([member], optimizer, recipe, epoch)
+        rates = {group["name"]: group["lr"] for group in optimizer.param_groups}
+        assert rates["trunk"] == rates["head"] == pytest.approx(0.001 * factor)
+        assert rates["proxies"] == pytest.approx(0.1 * factor)
