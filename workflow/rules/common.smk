@@ -92,9 +92,8 @@ ATTACK_METRICS = [
     for a in config["attacks"]
     for eps in eps_of(a)
 ]
-WHITEBOX_PER_MODEL = config[
-    "keep_adversarial_images"
-]  # see workflow/rules/evaluate.smk
+# kept adversarial sets: one evaluate job per model (workflow/rules/evaluate.smk)
+WHITEBOX_PER_MODEL = config["keep_adversarial_images"]
 WHITEBOX = [(a, eps) for a in config["attacks"] for eps in eps_of(a)]
 WHITEBOX_SETS = [
     f"{ADVERSARIAL}/eps{eps}.pt".replace("{attack}", a) for a, eps in WHITEBOX
