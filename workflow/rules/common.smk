@@ -86,12 +86,6 @@ MODEL_IDS = [
     for s in config["seeds"]
 ]
 CLEAN_METRICS = [f"{METRICS}/clean.json".format(**ids) for ids in MODEL_IDS]
-ATTACK_METRICS = [
-    f"{METRICS}/{{attack}}/eps{{eps}}.json".format(**ids, attack=a, eps=eps)
-    for ids in MODEL_IDS
-    for a in config["attacks"]
-    for eps in eps_of(a)
-]
 # kept adversarial sets: one evaluate job per model (workflow/rules/evaluate.smk)
 WHITEBOX_PER_MODEL = config["keep_adversarial_images"]
 WHITEBOX = [(a, eps) for a in config["attacks"] for eps in eps_of(a)]
@@ -99,6 +93,7 @@ WHITEBOX_SETS = [
     f"{ADVERSARIAL}/eps{eps}.pt".replace("{attack}", a) for a, eps in WHITEBOX
 ]
 WHITEBOX_METRICS = [f"{METRICS}/{a}/eps{eps}.json" for a, eps in WHITEBOX]
+ATTACK_METRICS = [path.format(**ids) for ids in MODEL_IDS for path in WHITEBOX_METRICS]
 TRANSFER = "transfer/{source_defense}_seed{source_seed}/{attack}"
 
 
