@@ -16,7 +16,7 @@ from robdml.defenses.dverge import layer_features
 from robdml.defenses.gal import gradient_alignment_penalty
 from robdml.defenses.trs import gradient_similarity
 from robdml.losses import proxy_anchor_loss
-from robdml.models import EmbeddingModel, build_members
+from robdml.models import EmbeddingModel, build_members, member_generator
 from robdml.training import make_optimizer, train
 
 DEMO_FULL = load_config(REPO / "config" / "demo_full.yaml")
@@ -34,10 +34,12 @@ def toy_batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 def toy_step(n_members: int, seed: int = 0) -> StepContext:
     """Fresh members and Proxy Anchor losses seeded as the trainer seeds them."""
     members = build_members({"seed": 0, "backbone": TINY_CNN, "dataset": TINY_DATASET}, n_members)
-    pal_losses = []
-    for index in range(n_members):
-        torch.manual_seed(index)
-        pal_losses.append(proxy_anchor_loss(N_CLASSES, TINY_CNN["embedding_dim"], RECIPE))
+    pal_losses = [
+        proxy_anchor_loss(
+            N_CLASSES, TINY_CNN["embedding_dim"], RECIPE, member_generator(0, index, "proxies")
+        )
+        for index in range(n_members)
+    ]
     return StepContext(members, pal_losses, torch.Generator().manual_seed(seed))
 
 
@@ -158,6 +160,26 @@ def test_one_member_eat_trains_exactly_like_pgd_at(tmp_path, transfer):
     assert pgd_at_state.keys() == eat_state.keys()
     for key in pgd_at_state:
         assert torch.equal(pgd_at_state[key], eat_state[key]), key
+
+
+def test_joint_ens_at_trains_every_member_on_one_batch_crafted_against_the_ensemble():
+    """The DVERGE code's AdvT baseline: one PGD batch per step, from the whole ensemble, and
+    every member trains on it; `ens_at_independent` gives each member its own."""
+    images, labels = toy_batch()
+    batches = {}
+    for name in ("ens_at", "ens_at_independent"):
+        defense = build_defense(DEMO_FULL["defenses"][name])
+        step = toy_step(defense.n_members)
+        seen = [record_training_inputs(member) for member in step.members]
+        defense.loss(step, images, labels, defense.member_masks(labels, seed=0))
+        batches[name] = [trained_on for (trained_on,) in seen]
+    joint, independent = batches["ens_at"], batches["ens_at_independent"]
+    eps = DEMO_FULL["defense_methods"]["ens_at"]["attack"]["eps_255"] / 255
+    for index, trained_on in enumerate(joint):
+        assert torch.equal(trained_on, joint[0]), f"member {index} got another batch"
+        assert 0.5 * eps < (trained_on - images).abs().amax() <= eps + 1e-6
+    assert not torch.equal(independent[0], independent[1])
+    assert not torch.equal(joint[0], independent[0])
 
 
 def test_eat_split_masks():

@@ -4,7 +4,15 @@ import pytest
 import torch
 
 from conftest import TINY_CNN, TINY_DATASET
-from robdml.models import EmbeddingModel, Ensemble, build_members, load_model, save_model
+from robdml.losses import proxy_anchor_loss
+from robdml.models import (
+    EmbeddingModel,
+    Ensemble,
+    build_members,
+    load_model,
+    member_generator,
+    save_model,
+)
 
 
 def test_embeddings_are_unit_norm_and_differentiable_in_the_input():
@@ -29,6 +37,37 @@ def test_members_start_from_distinct_seeds_and_member_zero_is_the_single_model(t
     first, second = build_members(tiny_spec, 2)
     torch.testing.assert_close(single.head.weight, first.head.weight)
     assert not torch.equal(first.head.weight, second.head.weight)
+
+
+def test_no_two_seed_member_pairs_share_trunk_head_or_proxies(tiny_spec):
+    """Keyed by (seed, member): member 1 at seed 0 is not member 0 at seed 1 (a seed + member
+    offset would make ensemble seeds share initialisations)."""
+    trunks, heads, proxies = {}, {}, {}
+    for seed in range(3):
+        members = build_members({**tiny_spec, "seed": seed}, 3)
+        for index, member in enumerate(members):
+            trunks[seed, index] = next(member.trunk.parameters()).detach().flatten()
+            heads[seed, index] = member.head.weight.detach().flatten()
+            pal = proxy_anchor_loss(
+                5, 8, tiny_spec["training"], member_generator(seed, index, "proxies")
+            )
+            proxies[seed, index] = pal.proxies.detach().flatten()
+    for drawn in (trunks, heads, proxies):
+        values = list(drawn.values())
+        for a in range(len(values)):
+            for b in range(a + 1, len(values)):
+                assert not torch.equal(values[a], values[b])
+
+
+def test_head_is_initialised_as_the_proxy_anchor_code_does(tiny_spec):
+    """Kaiming normal with fan-out (std sqrt(2 / embedding_dim)) and zero bias; PyTorch's
+    default Linear init (std 1 / sqrt(3 fan_in), non-zero bias) would fail both checks."""
+    tiny_spec = {**tiny_spec, "backbone": {**tiny_spec["backbone"], "embedding_dim": 64}}
+    (member,) = build_members(tiny_spec, 1)
+    weight = member.head.weight.detach()
+    expected_std = (2 / weight.shape[0]) ** 0.5
+    assert abs(weight.std().item() / expected_std - 1) < 0.2
+    assert torch.equal(member.head.bias.detach(), torch.zeros_like(member.head.bias))
 
 
 def test_model_file_round_trips_single_and_ensemble(tmp_path, tiny_spec):

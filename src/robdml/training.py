@@ -17,7 +17,7 @@ from tqdm import tqdm
 from robdml.defenses import StepContext, build_defense
 from robdml.io import spec_hash, torch_save
 from robdml.losses import proxy_anchor_loss
-from robdml.models import build_members, save_model
+from robdml.models import build_members, member_generator, save_model
 from robdml.runtime import generator
 
 log = logging.getLogger(__name__)
@@ -40,11 +40,15 @@ def train(
     members = [member.to(device) for member in build_members(spec, defense.n_members)]
     labels = train_set.labels
     n_classes = int(labels.max()) + 1
-    pal_losses = []
-    for index in range(defense.n_members):
-        torch.manual_seed(seed + index)
-        pal = proxy_anchor_loss(n_classes, spec["backbone"]["embedding_dim"], recipe)
-        pal_losses.append(pal.to(device))
+    pal_losses = [
+        proxy_anchor_loss(
+            n_classes,
+            spec["backbone"]["embedding_dim"],
+            recipe,
+            member_generator(seed, index, "proxies"),
+        ).to(device)
+        for index in range(defense.n_members)
+    ]
     optimizer = make_optimizer(members, pal_losses, recipe)
     masks = defense.member_masks(labels, seed)
 
@@ -64,7 +68,9 @@ def train(
     for epoch in range(first_epoch, recipe["epochs"]):
         set_epoch(members, optimizer, recipe, epoch)
         epoch_generator = generator(seed, epoch)
-        step = StepContext(members, pal_losses, epoch_generator)
+        step = StepContext(
+            members, pal_losses, epoch_generator, seed, epoch, recipe["epochs"]
+        )
         batches = epoch_batches(len(labels), recipe["batch_size"], epoch_generator)
         loader = DataLoader(train_set, batch_sampler=batches, num_workers=recipe["num_workers"])
         total = 0.0

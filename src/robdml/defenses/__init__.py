@@ -6,7 +6,10 @@ from robdml.defenses.adp import ADP
 from robdml.defenses.base import Defense, StepContext
 from robdml.defenses.dverge import DVERGE
 from robdml.defenses.eat import EnsembleAdversarialTraining
-from robdml.defenses.ens_at import NaiveEnsembleAdversarialTraining
+from robdml.defenses.ens_at import (
+    IndependentEnsembleAdversarialTraining,
+    JointEnsembleAdversarialTraining,
+)
 from robdml.defenses.est import EmbeddingShiftTraining
 from robdml.defenses.gal import GAL
 from robdml.defenses.mart import MART
@@ -22,7 +25,8 @@ DEFENSES: dict[str, type[Defense]] = {
     "trades": TRADES,
     "mart": MART,
     "mixup": Mixup,
-    "ens_at": NaiveEnsembleAdversarialTraining,
+    "ens_at": JointEnsembleAdversarialTraining,
+    "ens_at_independent": IndependentEnsembleAdversarialTraining,
     "adp": ADP,
     "gal": GAL,
     "trs": TRS,

@@ -32,6 +32,9 @@ class StepContext:
     members: list[nn.Module]
     pal_losses: list[nn.Module]
     generator: torch.Generator
+    seed: int = 0  # the run's seed, this epoch (from 0) and the number of epochs: for
+    epoch: int = 0  # choices made once per epoch and schedules over the run (DVERGE, TRS)
+    epochs: int = 1
 
     def craft(
         self, objective: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, attack: dict

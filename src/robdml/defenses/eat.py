@@ -4,7 +4,8 @@ and uses a self-transferring mechanism that brings the robustness statistics of 
 ensemble into the update of every single member; its exact recipe is not available to us, so
 each choice below is our reading (README "Assumptions"), with the alternatives as options.
 
-- members: M members (`members`), each from its own init seed (models.storage.member_seed).
+- members: M members (`members`), each initialised from its own (seed, member) generators
+  (models.storage.member_generator).
 - diversity (`split`): `samples` (default) splits the training samples into M class-stratified
   parts (seeded) and member i trains on every part except part i; `classes` makes the parts
   sets of whole classes; `none` lets every member see every sample.

@@ -27,6 +27,12 @@ class EmbeddingModel(nn.Module):
         self.trunk, feature_dim = build_trunk(backbone, trunk_channels, dataset["image_size"])
         self.head = nn.Linear(feature_dim, backbone["embedding_dim"])
 
+    def init_head(self, generator: torch.Generator) -> None:
+        """Kaiming-normal weights (fan-out) and zero bias, as the Proxy Anchor code initialises
+        its embedding layer."""
+        nn.init.kaiming_normal_(self.head.weight, mode="fan_out", generator=generator)
+        nn.init.zeros_(self.head.bias)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.repeat_to_rgb:
             images = images.expand(-1, 3, -1, -1)

@@ -7,23 +7,28 @@ from torch import nn
 
 from robdml.io import spec_hash, torch_save
 from robdml.models.embedding import EmbeddingModel, Ensemble
+from robdml.runtime import generator
 
 MODEL_FORMAT = "robdml-model/1"
-MEMBER_SEED_STRIDE = 7919
+INIT_STREAMS = {"trunk": 0, "head": 1, "proxies": 2}
 
 
-def member_seed(seed: int, member: int) -> int:
-    """Init seed of ensemble member `member`; member 0 uses `seed` itself, so a one-member
-    ensemble starts from exactly the weights of the single model with that seed."""
-    return seed + MEMBER_SEED_STRIDE * member
+def member_generator(seed: int, member: int, part: str) -> torch.Generator:
+    """The generator that initialises `part` (trunk, head or proxies) of member `member` at
+    `seed`. Keyed by (seed, member, part), so no two seeds or members share an initialisation;
+    member 0 draws exactly what the single model with that seed draws."""
+    return generator(seed, member, INIT_STREAMS[part])
 
 
 def build_members(spec: dict, n_members: int) -> list[EmbeddingModel]:
-    """Fresh members, each initialised from its own seed."""
+    """Fresh members, each trunk and head drawn from its own (seed, member) generator."""
     members = []
     for index in range(n_members):
-        torch.manual_seed(member_seed(spec["seed"], index))
-        members.append(EmbeddingModel(spec["backbone"], spec["dataset"]))
+        trunk_generator = member_generator(spec["seed"], index, "trunk")
+        torch.manual_seed(int(torch.randint(2**62, (1,), generator=trunk_generator)))
+        member = EmbeddingModel(spec["backbone"], spec["dataset"])  # layers draw from torch's
+        member.init_head(member_generator(spec["seed"], index, "head"))  # global generator
+        members.append(member)
     return members
 
 
