@@ -12,7 +12,7 @@ from robdml.config import ConfigError, load_config, load_schema, validate_config
 from robdml.data.datasets import InMemoryImages
 from robdml.defenses import DEFENSES, Defense, StepContext, build_defense
 from robdml.defenses.adp import ensemble_diversity
-from robdml.defenses.dverge import layer_features
+from robdml.defenses.dverge import feature_layers, layer_features
 from robdml.defenses.gal import gradient_alignment_penalty
 from robdml.defenses.trs import gradient_similarity
 from robdml.losses import proxy_anchor_loss
@@ -274,7 +274,7 @@ def test_alignment_penalties_on_toy_gradients():
     ("name", "penalty_only", "expected"),
     [
         ("gal", {"alignment_weight": 1.0}, 1 + math.log(3)),
-        ("trs", {"alignment_weight": 1.0, "smoothness_weight": 0.0}, 1.0),
+        ("trs", {"scale": 1.0, "alignment_weight": 1.0, "smoothness_weight": 0.0}, 1.0),
     ],
 )
 def test_identical_members_pay_the_maximal_alignment_penalty(name, penalty_only, expected):
@@ -313,7 +313,7 @@ def test_one_member_eat_must_not_split():
 
 
 def test_dverge_layer_exists_on_every_configured_backbone():
-    """`layer` is one number for all backbones: it must name a block of each of them."""
+    """`layer` is one setting for all backbones: it must name a layer of each of them."""
     paper = load_config(REPO / "config" / "config.yaml")
     for config in (DEMO_FULL, paper):
         layer = config["defenses"]["dverge"]["layer"]
@@ -321,4 +321,6 @@ def test_dverge_layer_exists_on_every_configured_backbone():
         for backbone in config["backbones"].values():
             model = EmbeddingModel({**backbone, "pretrained": False}, dataset).eval()
             images = torch.rand(2, dataset["channels"], 32, 32)
-            assert layer_features(model, images, layer).shape[0] == 2
+            indices = range(len(feature_layers(model))) if layer == "random" else [layer]
+            for index in indices:
+                assert layer_features(model, images, index).shape[0] == 2
