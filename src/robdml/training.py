@@ -68,9 +68,7 @@ def train(
     for epoch in range(first_epoch, recipe["epochs"]):
         set_epoch(members, optimizer, recipe, epoch)
         epoch_generator = generator(seed, epoch)
-        step = StepContext(
-            members, pal_losses, epoch_generator, seed, epoch, recipe["epochs"]
-        )
+        step = StepContext(members, pal_losses, epoch_generator, seed, epoch, recipe["epochs"])
         batches = epoch_batches(len(labels), recipe["batch_size"], epoch_generator)
         loader = DataLoader(train_set, batch_sampler=batches, num_workers=recipe["num_workers"])
         total = 0.0
