@@ -12,6 +12,7 @@ from robdml.defenses.ens_at import (
 )
 from robdml.defenses.est import EmbeddingShiftTraining
 from robdml.defenses.gal import GAL
+from robdml.defenses.hm import HardnessManipulation
 from robdml.defenses.mart import MART
 from robdml.defenses.mixup import Mixup
 from robdml.defenses.pgd_at import PGDAdversarialTraining
@@ -33,6 +34,7 @@ DEFENSES: dict[str, type[Defense]] = {
     "dverge": DVERGE,
     "est": EmbeddingShiftTraining,
     "act": AntiCollapseTraining,
+    "hm": HardnessManipulation,
     "eat": EnsembleAdversarialTraining,
 }
 
