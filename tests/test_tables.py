@@ -142,9 +142,10 @@ def test_paired_differences_are_taken_seed_by_seed():
                         "nmi_chance": 0.5,
                     }
                 )
-    suites = {"label_free": ["centroid"], "label_aware": []}
+    suites = {"label_free": ["centroid"], "label_aware": ["mi"]}  # no mi rows: adds nothing
     row = paired_table(pd.DataFrame(rows), 8, ["pgd_at"], suites).iloc[0]
     assert row["defense"] == "eat" and row["baseline"] == "pgd_at"
-    assert row["Δ adv NMI"] == "+0.043 ± 0.060"  # differences 0.10, 0.05, -0.02 (ddof 1)
-    assert row["seeds ahead (adv NMI)"] == "2/3"
+    assert row["Δ label-free NMI"] == "+0.043 ± 0.060"  # differences 0.10, 0.05, -0.02 (ddof 1)
+    assert row["seeds ahead (label-free NMI)"] == "2/3"
+    assert row["Δ label-aware ARI"] == row["Δ label-free ARI"]
     assert row["Δ clean NMI"] == "+0.000 ± 0.000"
