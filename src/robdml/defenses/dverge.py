@@ -95,7 +95,11 @@ class _Captured(Exception):
 
 def layer_features(member: nn.Module, images: torch.Tensor, layer: int) -> torch.Tensor:
     """`member`'s features at `feature_layers(member)[layer]` for `images`: [N, features]."""
-    taps = feature_layers(member)[layer]
+    return tap_features(member, images, feature_layers(member)[layer])
+
+
+def tap_features(member: nn.Module, images: torch.Tensor, taps: tuple[Tap, ...]) -> torch.Tensor:
+    """`member`'s features at one layer, given as its taps, for `images`: [N, features]."""
     values: dict[int, torch.Tensor] = {}
     last_relu_input: dict[int, torch.Tensor] = {}
 
@@ -134,7 +138,7 @@ def layer_features(member: nn.Module, images: torch.Tensor, layer: int) -> torch
         for handle in handles:
             handle.remove()
     if len(values) < len(taps):
-        raise RuntimeError(f"layer {layer} was not reached by the forward pass")
+        raise RuntimeError("the layer was not reached by the forward pass")
     return torch.cat([values[index].flatten(start_dim=1) for index in range(len(taps))], dim=1)
 
 
@@ -181,12 +185,13 @@ class DVERGE(Defense):
         the L1 normalisation removes)."""
         settings = self.params["distillation"]
         eps = settings["eps_255"] / 255
+        taps = feature_layers(member)[layer]  # once, not at every descent step
         with eval_mode([member]):
             with torch.no_grad():
-                goal = layer_features(member, targets, layer)
+                goal = tap_features(member, targets, taps)
             start = random_start(images, eps, step.generator) if settings["random_start"] else None
             return momentum_descent(
-                lambda x: (layer_features(member, x, layer) - goal).pow(2).mean(dim=1),
+                lambda x: (tap_features(member, x, taps) - goal).pow(2).mean(dim=1),
                 images,
                 eps,
                 eps * settings["step_fraction"],
