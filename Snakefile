@@ -1,7 +1,8 @@
 """Towards Adversarially Robust Deep Metric Learning (Ke, arXiv 2501.01025), reproduced.
 
-prepare_data -> train -> attack -> evaluate -> tables, figures. Default config: the paper
-(config/config.yaml); the offline demo: `--configfile config/demo.yaml`.
+prepare_data -> train -> attack -> evaluate -> tables, figures. config/config.yaml defines
+everything and selects the paper's grid; `--configfile`s (e.g. the offline demo,
+config/demo.yaml) merge over it, in order.
 """
 
 from snakemake.utils import min_version
@@ -9,10 +10,7 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-# A --configfile replaces the paper config instead of being merged into it.
-if not workflow.overwrite_configfiles:
-
-    configfile: f"{workflow.basedir}/config/config.yaml"
+configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

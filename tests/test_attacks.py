@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import nn
 
 from conftest import REPO, TINY_CNN, TINY_DATASET
@@ -15,11 +14,12 @@ from robdml.attacks import ATTACKS, Context, build_attack, pgd
 from robdml.attacks.centroids import spread_targets
 from robdml.attacks.pgd import apgd_checkpoints
 from robdml.attacks.runner import attack_test_set
+from robdml.config import read_config
 from robdml.embedding import embed
 from robdml.metrics import evaluate_clustering
 from robdml.models import EmbeddingModel, Ensemble
 
-DEMO_METHODS = yaml.safe_load((REPO / "config/demo.yaml").read_text())["attack_methods"]
+DEMO_METHODS = read_config(REPO / "config/demo.yaml")["attack_methods"]
 LABEL_AWARE = {"oracle", "mi"}  # mi's demo default reads the true labels
 
 

@@ -8,9 +8,18 @@ import pytest
 import yaml
 
 from conftest import REPO
-from robdml.config import ConfigError, load_config, load_schema, train_spec, validate_config
+from robdml.config import (
+    ConfigError,
+    load_config,
+    load_schema,
+    read_config,
+    read_yaml,
+    train_spec,
+    validate_config,
+)
 
 CONFIGS = sorted(str(p.relative_to(REPO)) for p in (REPO / "config").glob("*.yaml"))
+STUDIES = sorted(str(p.relative_to(REPO)) for p in (REPO / "config/overlays").glob("*.yaml"))
 
 
 @pytest.fixture(scope="module")
@@ -20,14 +29,85 @@ def schema():
 
 @pytest.fixture
 def demo():
-    return yaml.safe_load((REPO / "config/demo.yaml").read_text())
+    """The quick demo as Snakemake sees it: config/config.yaml with demo.yaml merged over it."""
+    return read_config(REPO / "config/demo.yaml")
 
 
-@pytest.mark.parametrize("path", CONFIGS)
+@pytest.mark.parametrize("path", CONFIGS + STUDIES)
 def test_shipped_configs_validate(path):
-    config = load_config(REPO / path)
+    """Top-level configs are overlays on the defaults; the studies overlay demo_full.yaml."""
+    base = [REPO / "config/demo_full.yaml"] if path in STUDIES else []
+    config = load_config(*base, REPO / path)
     for entry in config["defenses"].values():
         assert "method" in entry
+    assert list(config["defenses"]) == config["run"]["defenses"]
+
+
+def test_an_overlay_merges_over_the_defaults_and_selects_what_runs():
+    paper, demo = load_config(), load_config(REPO / "config/demo.yaml")
+    assert list(paper["datasets"]) == ["cub200", "cars196", "inshop"]
+    assert list(demo["datasets"]) == ["glyphs"] and list(demo["backbones"]) == ["cnn"]
+    assert demo["defenses"]["eat"] == paper["defenses"]["eat"]  # one definition
+    assert list(demo["attacks"]) == ["random_target", "cluster_mi", "mi"]  # what it reports
+    assert demo["attacks"]["mi"] == paper["attacks"]["mi"]
+    assert (
+        demo["attacks"]["random_target"]["steps"]
+        == 10
+        != paper["attacks"]["random_target"]["steps"]
+    )
+    assert demo["report"]["paired_baselines"] == ["pgd_at"]  # ens_at is not selected
+    assert demo["sanity"]["stronger"] == {} and paper["sanity"]["stronger"]
+
+
+def test_the_recipe_holds_the_training_attack_and_a_defense_overrides_it(schema, demo):
+    demo["defenses"]["pgd_eps4"] = {"method": "pgd_at", "attack": {"eps_255": 4}}
+    demo["run"]["defenses"].append("pgd_eps4")
+    resolved = validate_config(demo, schema, "demo.yaml")
+    recipe_attack = demo["recipes"]["glyphs"]["attack"]
+    plain = train_spec(resolved, "glyphs", "cnn", "pgd_at", 0)
+    changed = train_spec(resolved, "glyphs", "cnn", "pgd_eps4", 0)["defense"]["attack"]
+    assert plain["defense"]["attack"]["eps_255"] == recipe_attack["eps_255"] == 16
+    assert changed == {**plain["defense"]["attack"], "eps_255": 4}
+    assert "attack" not in plain["training"]  # the attack is the defense's, not the trainer's
+    assert "attack" not in train_spec(resolved, "glyphs", "cnn", "vanilla", 0)["defense"]
+    paper = load_config()
+    assert train_spec(paper, "cub200", "resnet50", "pgd_at", 0)["defense"]["attack"]["eps_255"] == 8
+
+
+@pytest.mark.parametrize(
+    ("section", "name", "message"),
+    [
+        ("defenses", "pgd_att", r"run\.defenses: no such defense 'pgd_att' \(known: vanilla, "),
+        ("datasets", "cub", r"run\.datasets: no such dataset 'cub' \(known: cub200, "),
+        ("backbones", "resnet", r"run\.backbones: no such backbone 'resnet' \(known: "),
+    ],
+)
+def test_an_unknown_selected_name_is_named(schema, demo, section, name, message):
+    demo["run"][section].append(name)
+    with pytest.raises(ConfigError, match=message):
+        validate_config(demo, schema, "demo.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("run:\n  seeds: [0]\n  seeds: [1]\n", r"bad\.yaml:3: duplicate key 'seeds'"),
+        ("run:\n  seeds: [0\n", r"bad\.yaml:3: "),
+        ("run: {seeds: [0]\n", r"bad\.yaml:2: "),
+        ("- a list\n", r"bad\.yaml: not a YAML mapping"),
+    ],
+)
+def test_yaml_problems_are_one_line_with_the_file_and_line(tmp_path, text, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(ConfigError, match=message) as error:
+        read_yaml(bad)
+    assert "\n" not in str(error.value)
+
+
+def test_a_missing_config_file_is_one_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"nothere\.yaml: no such config file"):
+        load_config(tmp_path / "nothere.yaml")
 
 
 def test_misspelt_key_is_named(schema, demo):
@@ -58,13 +138,12 @@ def test_unknown_method_is_named(schema, demo):
 
 
 def test_overrides_merge_over_method_defaults(schema, demo):
-    demo["defenses"]["pgd_eps4"] = {"method": "pgd_at", "attack": {"eps_255": 4}}
+    demo["defenses"]["pgd_half"] = {"method": "pgd_at", "clean_weight": 0.5}
+    demo["run"]["defenses"].append("pgd_half")
     resolved = validate_config(demo, schema, "demo.yaml")
-    entry = resolved["defenses"]["pgd_eps4"]
+    entry = resolved["defenses"]["pgd_half"]
     defaults = demo["defense_methods"]["pgd_at"]
-    assert entry["attack"]["eps_255"] == 4
-    assert entry["attack"]["steps"] == defaults["attack"]["steps"]
-    assert entry["clean_weight"] == defaults["clean_weight"]
+    assert entry == {**defaults, "method": "pgd_at", "clean_weight": 0.5}
 
 
 def test_fractional_eps_is_rejected_with_the_key(schema, demo):
@@ -98,7 +177,7 @@ def test_stronger_variants_are_derived_from_every_suite_attack(schema, demo):
 
 
 def test_recipes_override_training_per_dataset(schema):
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config = read_config()
     resolved = validate_config(copy.deepcopy(config), schema, "config.yaml")
     inshop = train_spec(resolved, "inshop", "resnet50", "vanilla", 0)["training"]
     cub = train_spec(resolved, "cub200", "resnet50", "vanilla", 0)["training"]
@@ -119,29 +198,7 @@ def test_snakemake_stops_with_the_message(tmp_path, demo):
     assert "evaluation: unknown key 'kmeans_sed'" in run.stdout + run.stderr
 
 
-@pytest.mark.parametrize("study", ["eat_ablation.yaml", "sanity_study.yaml"])
-def test_study_configs_are_the_demo_full_recipe_on_a_subset(study):
-    """The two studies run on 2 cores must measure demo_full.yaml's models, not look-alikes."""
-    subset = load_config(REPO / "config" / study)
-    full = load_config(REPO / "config/demo_full.yaml")
-    same_sections = ["training", "datasets", "recipes"]
-    if study == "sanity_study.yaml":  # the ablation runs the main eps only, without sanity
-        same_sections += ["evaluation", "sanity", "transfer", "report"]
-    for section in same_sections:
-        if section == "evaluation":  # a subset of the eps sweep measures the same models
-            sweep = subset[section]["eps_255"]
-            assert set(sweep) <= set(full[section]["eps_255"]) and len(sweep) >= 2
-            assert {**subset[section], "eps_255": None} == {**full[section], "eps_255": None}
-            continue
-        assert subset[section] == full[section], section
-    assert set(subset["seeds"]) <= set(full["seeds"])
-    for section in ("backbones", "defenses", "attacks"):
-        for name, entry in subset[section].items():
-            assert entry == full[section][name], f"{section}.{name}"
-    assert {"vanilla", "pgd_at", "ens_at", "eat"} <= set(subset["defenses"])
-
-
 def test_sanity_study_covers_every_defense_method():
-    study = load_config(REPO / "config/sanity_study.yaml")
+    study = load_config(REPO / "config/demo_full.yaml", REPO / "config/overlays/sanity_study.yaml")
     full = load_config(REPO / "config/demo_full.yaml")
     assert {entry["method"] for entry in study["defenses"].values()} == set(full["defense_methods"])

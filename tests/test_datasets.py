@@ -23,6 +23,7 @@ from scipy.io import savemat
 from torchvision.io import encode_jpeg
 
 from conftest import REPO
+from robdml.config import read_config
 from robdml.data.archives import UnsafeArchiveError, extract
 from robdml.data.datasets import load_training_set
 from robdml.data.download import ChecksumError, download
@@ -195,8 +196,9 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 
 def snakemake_build(workdir: Path, datasets: dict, *targets: str) -> subprocess.CompletedProcess:
     """Build `targets` with the demo config's settings, `datasets` and data in workdir/data."""
-    config = yaml.safe_load((REPO / "config/demo.yaml").read_text())
-    config.update(data_root=str(workdir / "data"), datasets=datasets, recipes={})
+    config = read_config(REPO / "config/demo.yaml")
+    config.update(data_root=str(workdir / "data"), datasets=datasets)
+    config["run"]["datasets"] = list(datasets)
     config_path = workdir / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))
     return snakemake(

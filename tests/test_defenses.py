@@ -5,10 +5,17 @@ import math
 
 import pytest
 import torch
-import yaml
 
 from conftest import REPO, TINY_CNN, TINY_DATASET
-from robdml.config import ConfigError, load_config, load_schema, validate_config
+from robdml.config import (
+    ConfigError,
+    defense_spec,
+    load_config,
+    load_schema,
+    read_config,
+    train_spec,
+    validate_config,
+)
 from robdml.data.datasets import InMemoryImages
 from robdml.defenses import DEFENSES, Defense, StepContext, build_defense
 from robdml.defenses.adp import ensemble_diversity
@@ -20,7 +27,15 @@ from robdml.models import EmbeddingModel, build_members, member_generator
 from robdml.training import make_optimizer, train
 
 DEMO_FULL = load_config(REPO / "config" / "demo_full.yaml")
-RECIPE = {**DEMO_FULL["training"], "epochs": 1, "batch_size": 16}
+RECIPE = {**train_spec(DEMO_FULL, "glyphs", "cnn", "vanilla", 0)["training"], "epochs": 1,
+          "batch_size": 16}  # fmt: skip
+
+
+def demo_defense(name: str) -> dict:
+    """A defense as demo_full.yaml trains it on glyphs (the recipe's training attack filled in)."""
+    return defense_spec(DEMO_FULL, "glyphs", name)
+
+
 N_CLASSES, PER_CLASS = 4, 6
 
 
@@ -54,7 +69,7 @@ def replay(step: StepContext, seed: int = 0) -> StepContext:
 
 def eat(**overrides) -> Defense:
     """EAT with the demo defaults and `overrides`."""
-    return build_defense({**DEMO_FULL["defense_methods"]["eat"], "method": "eat", **overrides})
+    return build_defense({**demo_defense("eat"), **overrides})
 
 
 def record_training_inputs(member: torch.nn.Module) -> list[torch.Tensor]:
@@ -71,7 +86,7 @@ def test_every_defense_loss_reaches_every_parameter_and_moves_it(name):
     """Every trunk, head and proxy parameter of every member gets a non-zero gradient from
     the defense's loss, and one optimiser step moves it (BatchNorm buffers change on any
     forward, so they prove nothing and are not looked at)."""
-    params = DEMO_FULL["defenses"][name]
+    params = demo_defense(name)
     defense = build_defense(params)
     step = toy_step(defense.n_members)
     images, labels = toy_batch()
@@ -97,7 +112,7 @@ def test_trades_with_beta_zero_is_vanilla():
     mask = torch.ones(len(labels), 1, dtype=torch.bool)
     vanilla = build_defense({"method": "vanilla"}).loss(step, images, labels, mask)
     for divergence in ("kl", "cosine"):
-        params = {**DEMO_FULL["defenses"]["trades"], "beta": 0.0, "divergence": divergence}
+        params = {**demo_defense("trades"), "beta": 0.0, "divergence": divergence}
         trades = build_defense(params).loss(step, images, labels, mask)
         assert torch.equal(trades, vanilla)
 
@@ -110,7 +125,7 @@ def test_trades_adds_beta_times_a_positive_divergence():
     mask = torch.ones(len(labels), 1, dtype=torch.bool)
     losses = {}
     for beta in (0.0, 1.0, 3.0):
-        params = {**DEMO_FULL["defenses"]["trades"], "beta": beta}
+        params = {**demo_defense("trades"), "beta": beta}
         losses[beta] = build_defense(params).loss(replay(step), images, labels, mask).item()
     robust = losses[1.0] - losses[0.0]
     assert robust > 1e-4
@@ -118,7 +133,7 @@ def test_trades_adds_beta_times_a_positive_divergence():
 
 
 def test_pgd_at_trains_on_inputs_within_eps():
-    params = DEMO_FULL["defenses"]["pgd_at"]
+    params = demo_defense("pgd_at")
     eps = params["attack"]["eps_255"] / 255
     step = toy_step(1)
     images, labels = toy_batch()
@@ -135,7 +150,7 @@ def test_one_member_eat_trains_exactly_like_pgd_at(tmp_path, transfer):
     pixels = torch.randint(0, 256, (2 * RECIPE["batch_size"], 1, 8, 8), dtype=torch.uint8)
     labels = torch.arange(N_CLASSES).repeat_interleave(2 * RECIPE["batch_size"] // N_CLASSES)
     train_set = InMemoryImages(pixels, labels, None)
-    pgd_at = DEMO_FULL["defenses"]["pgd_at"]
+    pgd_at = demo_defense("pgd_at")
     assert pgd_at["clean_weight"] == 0
     eat_one = {
         "method": "eat",
@@ -168,13 +183,13 @@ def test_joint_ens_at_trains_every_member_on_one_batch_crafted_against_the_ensem
     images, labels = toy_batch()
     batches = {}
     for name in ("ens_at", "ens_at_independent"):
-        defense = build_defense(DEMO_FULL["defenses"][name])
+        defense = build_defense(demo_defense(name))
         step = toy_step(defense.n_members)
         seen = [record_training_inputs(member) for member in step.members]
         defense.loss(step, images, labels, defense.member_masks(labels, seed=0))
         batches[name] = [trained_on for (trained_on,) in seen]
     joint, independent = batches["ens_at"], batches["ens_at_independent"]
-    eps = DEMO_FULL["defense_methods"]["ens_at"]["attack"]["eps_255"] / 255
+    eps = demo_defense("ens_at")["attack"]["eps_255"] / 255
     for index, trained_on in enumerate(joint):
         assert torch.equal(trained_on, joint[0]), f"member {index} got another batch"
         assert 0.5 * eps < (trained_on - images).abs().amax() <= eps + 1e-6
@@ -284,7 +299,7 @@ def test_identical_members_pay_the_maximal_alignment_penalty(name, penalty_only,
         pal.load_state_dict(step.pal_losses[0].state_dict())
     images, labels = toy_batch()
     mask = torch.ones(len(labels), 3, dtype=torch.bool)
-    params = {**DEMO_FULL["defenses"][name], **penalty_only}
+    params = {**demo_defense(name), **penalty_only}
     no_penalty = {key: 0.0 for key in penalty_only}
     with_penalty = build_defense(params).loss(step, images, labels, mask)
     without = build_defense({**params, **no_penalty}).loss(step, images, labels, mask)
@@ -295,7 +310,7 @@ def test_adp_diversity_grows_as_members_decorrelate():
     labels = torch.tensor([0])
     first = torch.tensor([[0.0, 3.0, 0.0, 0.0]])  # wrong-class mass on class 1
     elsewhere = torch.tensor([[0.0, 0.0, 0.0, 3.0]])  # ... on class 3
-    det_offset = DEMO_FULL["defenses"]["adp"]["det_offset"]
+    det_offset = demo_defense("adp")["det_offset"]
     diversity = []
     for t in (0.0, 0.25, 0.5, 1.0):
         second = (1 - t) * first + t * elsewhere
@@ -306,7 +321,7 @@ def test_adp_diversity_grows_as_members_decorrelate():
 
 
 def test_one_member_eat_must_not_split():
-    config = yaml.safe_load((REPO / "config" / "demo_full.yaml").read_text())
+    config = read_config(REPO / "config" / "demo_full.yaml")
     config["defenses"]["eat_alone"] = {"method": "eat", "members": 1}
     with pytest.raises(ConfigError, match="eat_alone.split"):
         validate_config(config, load_schema())
@@ -314,7 +329,7 @@ def test_one_member_eat_must_not_split():
 
 def test_dverge_layer_exists_on_every_configured_backbone():
     """`layer` is one setting for all backbones: it must name a layer of each of them."""
-    paper = load_config(REPO / "config" / "config.yaml")
+    paper = load_config()
     for config in (DEMO_FULL, paper):
         layer = config["defenses"]["dverge"]["layer"]
         dataset = {**next(iter(config["datasets"].values())), "image_size": 32}

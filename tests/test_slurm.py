@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from robdml.config import read_config
 from robdml.runtime import claim_gpu, release_gpus
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,7 +67,7 @@ def test_profile_is_portable():
 
 def dry_run_resources(tmp_path: Path, device: str) -> dict[str, set[str]]:
     """Resources line of every job in a dry run of the demo on `device`, by rule."""
-    config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    config = read_config(REPO / "config" / "demo.yaml")
     config["device"] = device
     configfile = tmp_path / f"{device}.yaml"
     configfile.write_text(yaml.safe_dump(config))
@@ -85,7 +86,7 @@ def dry_run_resources(tmp_path: Path, device: str) -> dict[str, set[str]]:
 
 
 def test_gpu_rules_request_a_gpu_and_cpus_per_gpu_cpu_rules_do_not(tmp_path):
-    threads = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())["threads"]
+    threads = read_config(REPO / "config" / "demo.yaml")["threads"]
     on_cuda = dry_run_resources(tmp_path, "cuda")
     for rule, lines in on_cuda.items():
         for line in lines:
@@ -182,43 +183,20 @@ def has_gpu_gres() -> bool:
 
 def tiny_config() -> dict:
     """config/demo.yaml cut down: one defense, one attack with few steps, few epochs."""
-    config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    config = read_config(REPO / "config" / "demo.yaml")
     config["threads"] = 1
-    config["training"]["epochs"] = 4
-    defense = "vanilla" if "vanilla" in config["defenses"] else next(iter(config["defenses"]))
-    attack = next(iter(config["attacks"]))
-    dropped = {
-        name: kept
-        for registry, kept in (("defenses", defense), ("attacks", attack))
-        for name in config[registry]
-        if name != kept
-    }
-    config["defenses"] = {defense: config["defenses"][defense]}
-    config["attacks"] = {attack: config["attacks"][attack]}
-    method = config["attacks"][attack]["method"]
-    config["attack_methods"][method] = {**config["attack_methods"][method], "steps": 3}
-    registries = {"defenses", "attacks", "defense_methods", "attack_methods", "datasets",
-                  "backbones", "training", "recipes"}  # fmt: skip
-    for section in set(config) - registries:  # other references to what was dropped
-        config[section] = without_names(config[section], dropped)
+    config["recipes"]["glyphs"]["epochs"] = 4
+    defense, attack = config["run"]["defenses"][0], config["attack_suites"]["label_free"][0]
+    config["run"]["defenses"] = [defense]
+    config["attacks"][attack]["steps"] = 3
+    config["attack_suites"] = {"label_free": [attack], "label_aware": []}
+    config["transfer"] = {**config["transfer"], "attacks": [], "source_defenses": []}
+    config["ensemble_members"] = {"evaluate": False, "attacks": []}
+    config["report"]["tsne"] |= {"defenses": [defense], "attack": attack}
     config["evaluation"]["eps_255"] = [config["report"]["main_eps_255"]]
     config["evaluation"]["chance_repeats"] = 1
     config["resources"]["mem_mb"] = 2000
     return config
-
-
-def without_names(value, dropped: dict[str, str]):
-    """`value` with the dropped defense/attack names removed from lists and mapping keys,
-    and a single name replaced by the kept one."""
-    if isinstance(value, dict):
-        return {k: without_names(v, dropped) for k, v in value.items() if k not in dropped}
-    if isinstance(value, list):
-        return [
-            without_names(v, dropped) for v in value if not (isinstance(v, str) and v in dropped)
-        ]
-    if isinstance(value, str):
-        return dropped.get(value, value)
-    return value
 
 
 def copy_repo(target: Path) -> Path:

@@ -1,5 +1,6 @@
 """The Snakemake workflow: the paper grid plans offline, and a reduced demo runs end to end."""
 
+import hashlib
 import json
 import os
 import re
@@ -11,7 +12,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from robdml.config import load_config, suite_attacks
+from robdml.config import load_config, read_config, suite_attacks
 
 
 def snakemake(*args, cwd):
@@ -31,21 +32,27 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
 
 
-SHIPPED_CONFIGS = sorted(path.name for path in (REPO / "config").glob("*.yaml"))
+SHIPPED_CONFIGS = [[path] for path in sorted((REPO / "config").glob("*.yaml"))] + [
+    [REPO / "config/demo_full.yaml", path]
+    for path in sorted((REPO / "config/overlays").glob("*.yaml"))
+]  # the studies (and check (b)) are overlays on demo_full.yaml
 
 
-@pytest.mark.parametrize("name", SHIPPED_CONFIGS)
-def test_every_shipped_config_plans_every_training_job_offline(tmp_path, name):
-    """The paper grid, both demos and the two studies: every model and attack is planned."""
-    run = snakemake("-n", "--configfile", str(REPO / "config" / name), cwd=tmp_path)
+@pytest.mark.parametrize(
+    "paths", SHIPPED_CONFIGS, ids=lambda paths: "+".join(p.name for p in paths)
+)
+def test_every_shipped_config_plans_every_training_job_offline(tmp_path, paths):
+    """The paper grid, both demos, the real-data overlays and the two studies: every selected
+    model and attack is planned, nothing else."""
+    run = snakemake("-n", "--configfile", *map(str, paths), cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    config = load_config(REPO / "config" / name)
+    config = load_config(*paths)
     counts = job_counts(run.stdout)
     n_models = (
         len(config["datasets"])
         * len(config["backbones"])
         * len(config["defenses"])
-        * len(config["seeds"])
+        * len(config["run"]["seeds"])
     )
     assert counts["train"] == n_models
     if config["keep_adversarial_images"]:  # one evaluation job per model
@@ -58,6 +65,40 @@ def test_every_shipped_config_plans_every_training_job_offline(tmp_path, name):
     assert counts.get("attack_main_eps", 0) == n_models * (len(config["attacks"]) - len(sweep))
     for dataset in config["datasets"]:
         assert f"data/{dataset}/train.pt" in run.stdout
+    unselected = {"cub200", "cars196", "inshop", "glyphs"} - set(config["datasets"])
+    assert not [name for name in unselected if f"data/{name}/" in run.stdout]
+
+
+def dag_fingerprint(paths, cwd) -> dict:
+    """Number and sha256 of the shell commands of every job of a forced dry run, sorted, with
+    the repository and work paths replaced: equal fingerprints, equal jobs with equal specs."""
+    run = snakemake("-n", "-p", "--forceall", "--configfile", *map(str, paths), cwd=cwd)
+    assert run.returncode == 0, run.stderr[-2000:]
+    commands = sorted(
+        line.split("Shell command: ", 1)[1].replace(str(REPO), "<repo>").replace(str(cwd), "<work>")
+        for line in run.stdout.splitlines()
+        if "Shell command: " in line
+    )
+    return {
+        "jobs": len(commands),
+        "sha256": hashlib.sha256("\n".join(commands).encode()).hexdigest(),
+    }
+
+
+DAG_FINGERPRINTS = json.loads((REPO / "tests/data/dag_fingerprints.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(DAG_FINGERPRINTS))
+def test_shipped_configs_plan_the_recorded_dag(tmp_path, name):
+    """Every job and its spec, as recorded in tests/data/dag_fingerprints.json: a change to
+    configs or rules that should not change what runs (e.g. turning full configs into
+    overlays) must leave these unchanged. When a change is meant to alter a DAG, record the
+    new fingerprint (tests/data/README.md) and say why in the commit."""
+    recorded = DAG_FINGERPRINTS[name]
+    paths = [REPO / "config" / path for path in recorded["configfiles"]]
+    assert dag_fingerprint(paths, tmp_path) == {
+        "jobs": recorded["jobs"], "sha256": recorded["sha256"]
+    }  # fmt: skip
 
 
 def test_convergence_overlay_adds_every_stronger_variant_to_the_quick_demo(tmp_path):
@@ -70,11 +111,33 @@ def test_convergence_overlay_adds_every_stronger_variant_to_the_quick_demo(tmp_p
     assert "cluster_mi_restarts5" in run.stdout and "mi_steps2x" in run.stdout
 
 
-def test_default_config_is_the_paper_and_a_configfile_replaces_it(tmp_path):
+def test_default_config_is_the_paper_and_a_configfile_merges_over_it(tmp_path):
     paper = snakemake("-n", cwd=tmp_path)
     demo = snakemake("-n", "--configfile", str(REPO / "config/demo.yaml"), cwd=tmp_path)
     assert "cub200" in paper.stdout
     assert "cub200" not in demo.stdout and "glyphs" in demo.stdout
+    one_value = snakemake(
+        "-n", "--configfile", str(REPO / "config/demo.yaml"), "--config", "threads=2", cwd=tmp_path
+    )
+    assert one_value.returncode == 0 and "threads: 2" in one_value.stdout
+
+
+def test_a_typo_in_a_target_path_names_the_unknown_part(tmp_path):
+    run = snakemake(
+        "-n", "--configfile", str(REPO / "config/demo.yaml"),
+        "results/models/glyphs/cnn/pgd_att/seed0/model.pt", cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode != 0
+    assert "no such defense 'pgd_att' in run.defenses (selected: vanilla, pgd_at," in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_a_duplicate_key_in_a_configfile_stops_with_its_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("threads: 1\nrun: {seeds: [0]}\nthreads: 2\n")
+    run = snakemake("-n", "--configfile", str(bad), cwd=tmp_path)
+    assert run.returncode != 0
+    assert "bad.yaml:3: duplicate key 'threads'" in run.stderr
 
 
 @pytest.fixture(scope="module")
@@ -83,15 +146,10 @@ def tiny_demo(tmp_path_factory):
     attack per threat model, with a transfer row (pgd_at attacked with vanilla's examples) and
     the stronger-attack sanity check from the convergence overlay."""
     workdir = tmp_path_factory.mktemp("demo")
-    config = yaml.safe_load((REPO / "config/demo.yaml").read_text())
-    config["training"]["epochs"] = 1
-    config["defenses"] = {
-        "vanilla": {"method": "vanilla"},
-        "pgd_at": {"method": "pgd_at"},
-        "eat2": {"method": "eat", "members": 2},
-    }
-    config["defense_methods"]["pgd_at"]["attack"]["steps"] = 1
-    config["defense_methods"]["eat"]["attack"] = {"eps_255": 16, "steps": 1, "step_fraction": 1}
+    config = read_config(REPO / "config/demo.yaml")
+    config["recipes"]["glyphs"] |= {"epochs": 1, "attack": {"eps_255": 16, "steps": 1}}
+    config["defenses"]["eat2"] = {"method": "eat", "members": 2, "attack": {"step_fraction": 1}}
+    config["run"]["defenses"] = ["vanilla", "pgd_at", "eat2"]
     for method in config["attack_methods"].values():
         method["steps"] = 2
     config["evaluation"]["eps_255"] = [4, 8]

@@ -1,8 +1,13 @@
 """Loading and validating the workflow config, and the narrow per-step specs built from it.
 
-Validation is two-stage: the whole file against workflow/schemas/config.schema.yaml, then every
-named defense/attack, merged over its method's defaults, against that method's definition. Any
-problem stops with one line naming the key, e.g.
+The default config (config/config.yaml) holds every definition (datasets, backbones, recipes,
+defense and attack methods and their named variants) and the paper's selection (`run`,
+`attack_suites`, `evaluation.eps_255`); overlays (`--configfile`) merge over it, as Snakemake
+merges them, and usually only change the selection. Validation is two-stage: the whole config
+against workflow/schemas/config.schema.yaml, then every named defense/attack, merged over its
+method's defaults, against that method's definition. The resolved config keeps only what `run`
+selects, so the rules iterate over `datasets`, `backbones`, `defenses` and `attacks` as they are.
+Any problem stops with one line naming the key, e.g.
 `config/demo.yaml: datasets.glyphs: unknown key 'imagesize' (allowed: channels, image_size, ...)`.
 """
 
@@ -13,7 +18,9 @@ import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = REPO / "workflow" / "schemas" / "config.schema.yaml"
+DEFAULT_CONFIG = REPO / "config" / "config.yaml"
 
 
 class ConfigError(ValueError):
@@ -52,7 +59,10 @@ def validate_config(config: dict, schema: dict, source: str = "config") -> dict:
         check(merged, schema["$defs"]["training"], schema, source, f"recipes.{dataset}")
         resolved["recipes"][dataset] = merged
     check_references(config, source)
+    select(resolved, source)
     check_suites(resolved, source)
+    stronger = resolved["sanity"]["stronger"]  # null: that variant is off (overlays merge)
+    resolved["sanity"]["stronger"] = {kind: n for kind, n in stronger.items() if n is not None}
     resolved["attacks"] |= stronger_variants(resolved)
     main_eps = config["report"]["main_eps_255"]
     if main_eps not in config["evaluation"]["eps_255"]:
@@ -76,6 +86,31 @@ def check_references(config: dict, source: str) -> None:
         for name in names:
             if name not in config[section]:
                 raise ConfigError(f"{source}: {where}: {name!r} is not in `{section}`")
+
+
+def select(config: dict, source: str) -> None:
+    """Keep, in place, what `run` selects: its datasets, backbones and defenses (in its order)
+    and the attacks something reports; report lists keep the selected defenses only."""
+    run = config["run"]
+    for section, noun in (
+        ("datasets", "dataset"),
+        ("backbones", "backbone"),
+        ("defenses", "defense"),
+    ):
+        for name in run[section]:
+            if name not in config[section]:
+                raise ConfigError(
+                    f"{source}: run.{section}: no such {noun} {name!r} "
+                    f"(known: {', '.join(config[section])})"
+                )
+        config[section] = {name: config[section][name] for name in run[section]}
+    used = set(suite_attacks(config) + config["transfer"]["attacks"])
+    used |= set(config["ensemble_members"]["attacks"]) | {config["report"]["tsne"]["attack"]}
+    config["attacks"] = {name: entry for name, entry in config["attacks"].items() if name in used}
+    report = config["report"]
+    for lists, key in ((report["tsne"], "defenses"), (report, "paired_baselines"),
+                       (config["transfer"], "source_defenses")):  # fmt: skip
+        lists[key] = [name for name in lists[key] if name in config["defenses"]]
 
 
 def check_suites(config: dict, source: str) -> None:
@@ -120,10 +155,53 @@ def variant_name(attack: str, kind: str, value: int) -> str:
     return f"{attack}_steps{value}x" if kind == "steps_factor" else f"{attack}_restarts{value}"
 
 
-def load_config(path: str | Path, schema_path: str | Path = SCHEMA_PATH) -> dict:
-    """Read, validate and resolve a config file."""
-    config = yaml.safe_load(Path(path).read_text())
-    return validate_config(config, load_schema(schema_path), source=str(path))
+def read_config(*overlays: str | Path) -> dict:
+    """The default config with each overlay merged over it in order, exactly as Snakemake
+    merges `--configfile`s over the Snakefile's `configfile:` (mappings recursively, anything
+    else replaced)."""
+    config = read_yaml(DEFAULT_CONFIG)
+    for path in overlays:
+        config = deep_merge(config, read_yaml(path))
+    return config
+
+
+def load_config(*overlays: str | Path) -> dict:
+    """Read, validate and resolve the default config with `overlays` merged over it."""
+    source = " + ".join(map(str, overlays or [DEFAULT_CONFIG]))
+    return validate_config(read_config(*overlays), load_schema(), source=source)
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may be overridden
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(path: str | Path) -> dict:
+    """A YAML mapping; a missing file, a syntax error or a duplicate key is one line naming
+    the file and the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        content = yaml.load(path.read_text(), Loader=UniqueKeyLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        raise ConfigError(f"{path}:{mark.line + 1}: {error.problem or error.context}") from None
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path}: not a YAML mapping of config keys")
+    return content
 
 
 def check(instance, subschema: dict, root: dict, source: str, where: str) -> None:
@@ -159,14 +237,27 @@ def deep_merge(defaults: dict, overrides: dict) -> dict:
 
 
 def train_spec(config: dict, dataset: str, backbone: str, defense: str, seed: int) -> dict:
-    """Exactly what determines a trained model: nothing else may trigger retraining."""
+    """Exactly what determines a trained model: nothing else may trigger retraining. The
+    dataset's recipe holds the training attack; a defense's `attack` entries override it."""
+    training = dict(config["recipes"].get(dataset, config["training"]))
+    del training["attack"]  # the defense's, below
     return {
         "dataset": config["datasets"][dataset],
         "backbone": config["backbones"][backbone],
-        "training": config["recipes"].get(dataset, config["training"]),
-        "defense": config["defenses"][defense],
+        "training": training,
+        "defense": defense_spec(config, dataset, defense),
         "seed": int(seed),
     }
+
+
+def defense_spec(config: dict, dataset: str, defense: str) -> dict:
+    """A defense's resolved entry on `dataset`: its `attack` keys merged over the dataset
+    recipe's training attack."""
+    entry = config["defenses"][defense]
+    if "attack" not in entry:
+        return entry
+    recipe = config["recipes"].get(dataset, config["training"])
+    return {**entry, "attack": deep_merge(recipe["attack"], entry["attack"])}
 
 
 def attack_spec(config: dict, attack: str) -> dict:

@@ -6,10 +6,12 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from robdml.config import (
+    DEFAULT_CONFIG,
     ConfigError,
     attack_spec,
     evaluation_spec,
     load_schema,
+    read_yaml,
     suite_attacks,
     train_spec,
     validate_config,
@@ -18,23 +20,59 @@ from robdml.config import (
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 SRC = Path(workflow.basedir) / "src"
 try:
+    for path in workflow.configfiles:  # Snakemake's loader lets a duplicate key win
+        read_yaml(path)
+    overlays = [path for path in workflow.configfiles if Path(path) != DEFAULT_CONFIG]
     config.update(
         validate_config(
             config,
             load_schema(SCHEMA),
-            source=" + ".join(map(str, workflow.configfiles)),
+            source=" + ".join(map(str, overlays or [DEFAULT_CONFIG])),
         )
     )
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
+SEEDS = config["run"]["seeds"]
 
-wildcard_constraints:
-    dataset=r"[a-z][a-z0-9_]*",
-    backbone=r"[a-z][a-z0-9_]*",
-    defense=r"[a-z][a-z0-9_]*",
+
+def one_of(names):
+    """Wildcard regex matching exactly these names (nothing when empty)."""
+    return "|".join(names) if names else "(?!)"
+
+
+wildcard_constraints:  # the selected names only: a typo in a target path matches no rule
+    dataset=one_of(config["datasets"]),
+    backbone=one_of(config["backbones"]),
+    defense=one_of(config["defenses"]),
     attack=r"[a-z][a-z0-9_]*",
-    seed=r"\d+",
+    seed=one_of([str(seed) for seed in SEEDS]),
+
+
+def check_target_names(targets):
+    """A target path naming an unselected dataset, backbone, defense or seed stops with one
+    line naming it (a bare MissingRuleException would not say which part is wrong)."""
+    selected = {
+        "dataset": list(config["datasets"]),
+        "backbone": list(config["backbones"]),
+        "defense": list(config["defenses"]),
+        "seed": [f"seed{seed}" for seed in SEEDS],
+    }
+    for target in targets:
+        parts = Path(target).parts
+        if parts[:2] not in [
+            ("results", kind) for kind in ("models", "adversarial", "metrics")
+        ]:
+            continue
+        for (noun, names), part in zip(selected.items(), parts[2:6]):
+            if part not in names:
+                raise WorkflowError(
+                    f"{target}: no such {noun} {part!r} in run.{noun}s "
+                    f"(selected: {', '.join(names)})"
+                )
+
+
+check_target_names(workflow.dag_settings.targets if workflow.dag_settings else [])
 
 
 DATA = f"{config['data_root']}/{{dataset}}"
@@ -63,11 +101,6 @@ SWEEP_ATTACKS = suite_attacks(
 MAIN_EPS_ATTACKS = [a for a in config["attacks"] if a not in SWEEP_ATTACKS]
 
 
-def one_of(names):
-    """Wildcard regex matching exactly these names (nothing when empty)."""
-    return "|".join(names) if names else "(?!)"
-
-
 def per_eps(pattern, eps_list=EPS):
     """One path per eps; the other wildcards stay wildcards."""
     return [pattern.replace("{eps}", eps) for eps in eps_list]
@@ -83,7 +116,7 @@ MODEL_IDS = [
     for d in config["datasets"]
     for b in config["backbones"]
     for f in config["defenses"]
-    for s in config["seeds"]
+    for s in SEEDS
 ]
 CLEAN_METRICS = [f"{METRICS}/clean.json".format(**ids) for ids in MODEL_IDS]
 # kept adversarial sets: one evaluate job per model (workflow/rules/evaluate.smk)
@@ -99,9 +132,8 @@ TRANSFER = "transfer/{source_defense}_seed{source_seed}/{attack}"
 
 def transfer_sources(ids):
     """(defense, seed) of the source models whose examples are transferred to model `ids`."""
-    seeds = config["seeds"]
     offset = config["transfer"]["source_seed_offset"]
-    source_seed = seeds[(seeds.index(ids["seed"]) + offset) % len(seeds)]
+    source_seed = SEEDS[(SEEDS.index(ids["seed"]) + offset) % len(SEEDS)]
     return [
         (defense, source_seed)
         for defense in config["transfer"]["source_defenses"]
@@ -156,12 +188,16 @@ TABLES = expand("results/tables/main.{ext}", ext=["csv", "md", "tex"])
 SANITY = expand("results/sanity/sanity.{ext}", ext=["csv", "md"])
 FIGURE_NAMES = ["nmi_by_defense", "nmi_vs_eps", "recall1_vs_eps"]
 FIGURES = expand("results/figures/{name}.{ext}", name=FIGURE_NAMES, ext=["png", "pdf"])
-TSNE = expand(
-    "results/figures/tsne_{dataset}_{backbone}.{ext}",
-    dataset=config["datasets"],
-    backbone=config["backbones"],
-    ext=["png", "pdf"],
-)
+TSNE = (
+    expand(
+        "results/figures/tsne_{dataset}_{backbone}.{ext}",
+        dataset=config["datasets"],
+        backbone=config["backbones"],
+        ext=["png", "pdf"],
+    )
+    if config["report"]["tsne"]["defenses"]
+    else []
+)  # none of its defenses selected
 
 
 def n_members(wildcards):
@@ -210,7 +246,7 @@ def tsne_inputs(wildcards):
     tsne = config["report"]["tsne"]
     ids = {
         **wildcards,
-        "seed": config["seeds"][0],
+        "seed": SEEDS[0],
         "attack": tsne["attack"],
         "eps": MAIN_EPS,
     }

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torchvision.io import ImageReadMode, decode_image
 
 from robdml.data.prepared import contiguous_labels, save_split
 from robdml.data.transforms import resize_center_crop
@@ -56,6 +55,8 @@ def first_classes_split(
 
 def read_rgb(path: str | Path) -> torch.Tensor:
     """uint8 [3, H, W]; grey and CMYK JPEGs (a few in CUB and CARS196) are converted to RGB."""
+    from torchvision.io import ImageReadMode, decode_image  # ~2 s: only jobs reading images
+
     return decode_image(str(path), mode=ImageReadMode.RGB)
 
 
