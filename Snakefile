@@ -5,9 +5,12 @@ everything and selects the paper's grid; `--configfile`s (e.g. the offline demo,
 config/demo.yaml) merge over it, in order.
 """
 
+import sys
+
 from snakemake.utils import min_version
 
 min_version("9.0")
+sys.path.insert(0, f"{workflow.basedir}/src")  # robdml's config code, also without installing it
 
 
 configfile: f"{workflow.basedir}/config/config.yaml"

@@ -1,6 +1,6 @@
 """Rule extract: verify every raw file of a dataset against its md5, then extract its archives.
 
-A failure the user must act on (a wrong checksum, an unsafe archive) is printed as one message
+A failure the user must act on (a wrong checksum, an unreadable or unsafe archive) is printed as one message
 on stderr, so Snakemake shows it; nothing is extracted then.
 """
 
@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from robdml.data.archives import UnsafeArchiveError
+from robdml.data.archives import CorruptArchiveError, UnsafeArchiveError
 from robdml.data.download import ChecksumError
 from robdml.data.raw_files import RAW_FILES, verify_and_extract
 
@@ -29,7 +29,7 @@ def main() -> None:
     raw_files = RAW_FILES[args.source]
     try:
         verify_and_extract(args.raw, json.loads(args.md5), raw_files, Path(args.out))
-    except (ChecksumError, UnsafeArchiveError) as error:
+    except (ChecksumError, CorruptArchiveError, UnsafeArchiveError) as error:
         logging.error("%s", error)
         sys.exit(f"error: {error}")
 

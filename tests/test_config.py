@@ -1,6 +1,7 @@
 """The config schema: shipped configs validate; a bad key or value stops with one line naming it."""
 
 import copy
+import re
 import subprocess
 import sys
 
@@ -105,6 +106,12 @@ def test_yaml_problems_are_one_line_with_the_file_and_line(tmp_path, text, messa
     assert "\n" not in str(error.value)
 
 
+def test_normalisation_needs_one_value_per_channel(schema, demo):
+    demo["datasets"]["glyphs"]["std"] = [0.35, 0.35, 0.35]
+    with pytest.raises(ConfigError, match=r"datasets\.glyphs\.std: 3 values for 1 channels"):
+        validate_config(demo, schema, "demo.yaml")
+
+
 def test_a_missing_config_file_is_one_line(tmp_path):
     with pytest.raises(ConfigError, match=r"nothere\.yaml: no such config file"):
         load_config(tmp_path / "nothere.yaml")
@@ -202,3 +209,87 @@ def test_sanity_study_covers_every_defense_method():
     study = load_config(REPO / "config/demo_full.yaml", REPO / "config/overlays/sanity_study.yaml")
     full = load_config(REPO / "config/demo_full.yaml")
     assert {entry["method"] for entry in study["defenses"].values()} == set(full["defense_methods"])
+
+
+def set_path(config: dict, dotted: str, value) -> dict:
+    """`config` with the value at `dotted` (a.b.c) set; the key is created if absent."""
+    *parents, last = dotted.split(".")
+    node = config
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    return config
+
+
+def drop_path(config: dict, dotted: str) -> dict:
+    *parents, last = dotted.split(".")
+    node = config
+    for key in parents:
+        node = node[key]
+    del node[last]
+    return config
+
+
+# A corpus of bad configs (one change each to the quick demo as Snakemake sees it) and the
+# start of the one-line message each must give, naming the key.
+BAD_CONFIGS = [
+    ("thread", 1, r"<top level>: unknown key 'thread'"),
+    ("run.seed", [0], r"run: unknown key 'seed'"),
+    ("run.seeds", [-1], r"run\.seeds\.0: -1 is less than the minimum of 0"),
+    ("run.seeds", [], r"run\.seeds: \[\] should be non-empty"),
+    ("run.seeds", [0, 0], r"run\.seeds: \[0, 0\] has non-unique elements"),
+    ("run.backbones", "cnn", r"run\.backbones: 'cnn' is not of type 'array'"),
+    ("run.datasets", ["glyph"], r"run\.datasets: no such dataset 'glyph' \(known: "),
+    ("device", "gpu", r"device: 'gpu' is not one of \['cpu', 'cuda'\]"),
+    ("threads", 0, r"threads: 0 is less than the minimum of 1"),
+    ("keep_adversarial_images", "yes", r"keep_adversarial_images: 'yes' is not of type"),
+    ("datasets.glyphs.image_size", "16", r"datasets\.glyphs\.image_size: '16' is not of type"),
+    ("datasets.glyphs.channels", 2, r"datasets\.glyphs\.channels: 2 is not one of \[1, 3\]"),
+    ("datasets.glyphs.source", "glyph", r"datasets\.glyphs\.source: 'glyph' is not one of"),
+    ("datasets.glyphs.mean", [0.2, 0.2], r"datasets\.glyphs\.mean: 2 values for 1 channels"),
+    ("backbones.cnn.arch", "resnet", r"backbones\.cnn\.arch: 'resnet' is not one of"),
+    ("backbones.cnn.embedding_dim", 1, r"backbones\.cnn\.embedding_dim: 1 is less than"),
+    ("backbones.cnn.widthz", [8], r"backbones\.cnn: unknown key 'widthz'"),
+    ("training.lr", 0, r"training\.lr: 0 is less than or equal to the minimum of 0"),
+    ("training.epochs", 0, r"training\.epochs: 0 is less than the minimum of 1"),
+    ("training.attack.eps_255", 300, r"training\.attack\.eps_255: 300 is greater than"),
+    ("recipes.glyphs.epochs", "8", r"recipes\.glyphs\.epochs: '8' is not of type 'integer'"),
+    ("recipes.glyphs.attack.stepz", 3, r"recipes\.glyphs\.attack: unknown key 'stepz'"),
+    ("recipes.glyph", {"epochs": 2}, r"recipes\.glyph: no such dataset in `datasets`"),
+    ("defense_methods.pgd_at.clean_weight", 2, r"defense_methods\.pgd_at\.clean_weight: 2 is"),
+    ("defense_methods.trades.divergence", "js", r"defense_methods\.trades\.divergence: 'js' is"),
+    ("defense_methods.pgd_att", {}, r"defense_methods: unknown key 'pgd_att'"),
+    ("defenses.eat.split", "random", r"defenses\.eat\.split: 'random' is not one of"),
+    ("defenses.eat.attack.eps", 4, r"defenses\.eat\.attack: unknown key 'eps'"),
+    ("defenses.x", {"method": "fgsm"}, r"defenses\.x\.method: unknown method 'fgsm' \(known: "),
+    ("defenses.x", {"beta": 1.0}, r"defenses\.x: 'method' is a required property"),
+    ("attack_methods.mi.schedule", "adam", r"attack_methods\.mi\.schedule: 'adam' is not one of"),
+    ("attacks.mi.steps", 0, r"attacks\.mi\.steps: 0 is less than the minimum of 1"),
+    ("attacks.clean", {"method": "centroid"}, r"attacks: 'clean' should not be valid under"),
+    ("attack_suites.label_free", [], r"attack_suites\.label_free: \[\] should be non-empty"),
+    ("attack_suites.label_free", ["mi"], r"attack_suites\.label_free: 'mi' reads the true"),
+    ("attack_suites.label_aware", ["orcale"], r"attack_suites\.label_aware: 'orcale' is not in"),
+    ("evaluation.eps_255", [2.5], r"evaluation\.eps_255\.0: 2\.5 is not of type 'integer'"),
+    ("evaluation.kmeans_seeds", [], r"evaluation\.kmeans_seeds: \[\] should be non-empty"),
+    ("report.main_eps_255", 4, r"report\.main_eps_255: 4 is not in evaluation\.eps_255"),
+    ("report.tsne.attack", "cw", r"report\.tsne\.attack: 'cw' is not in `attacks`"),
+    ("transfer.source_defenses", ["vanila"], r"transfer\.source_defenses: 'vanila' is not in"),
+    ("sanity.stronger.steps_factor", 1, r"sanity\.stronger\.steps_factor: 1 is less than"),
+]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"), BAD_CONFIGS, ids=[k for k, _, _ in BAD_CONFIGS]
+)
+def test_every_bad_config_in_the_corpus_is_one_line_naming_its_key(
+    schema, demo, key, value, message
+):
+    with pytest.raises(ConfigError) as error:
+        validate_config(set_path(demo, key, value), schema, "mine.yaml")
+    assert re.match(r"mine\.yaml: " + message, str(error.value)), str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_a_missing_required_key_is_named(schema, demo):
+    with pytest.raises(ConfigError, match=r"resources\.runtime_min: 'train' is a required"):
+        validate_config(drop_path(demo, "resources.runtime_min.train"), schema, "mine.yaml")

@@ -24,7 +24,7 @@ from torchvision.io import encode_jpeg
 
 from conftest import REPO
 from robdml.config import read_config
-from robdml.data.archives import UnsafeArchiveError, extract
+from robdml.data.archives import CorruptArchiveError, UnsafeArchiveError, extract
 from robdml.data.datasets import load_training_set
 from robdml.data.download import ChecksumError, download
 from robdml.data.image_files import load_index, read_rgb
@@ -328,9 +328,47 @@ def test_download_resumes_after_a_dropped_connection(server, tmp_path):
 
 def test_download_with_wrong_md5_leaves_no_file(server, tmp_path):
     server.files["/data.bin"] = b"payload"
-    with pytest.raises(ChecksumError, match=f"md5 is {md5(b'payload')}, expected {'f' * 32}"):
+    with pytest.raises(
+        ChecksumError, match=f"md5 is {md5(b'payload')}, expected {'f' * 32}"
+    ) as error:
         download(url(server, "data.bin"), tmp_path / "data.bin", "f" * 32)
     assert list(tmp_path.iterdir()) == []
+    assert str(error.value).startswith(f"{tmp_path / 'data.bin'} (downloaded from ")  # not .part
+
+
+def truncated(archive: bytes) -> bytes:
+    return archive[: len(archive) // 2]
+
+
+HTML_PAGE = b"<!DOCTYPE html>\n<html><head><title>Link expired</title></head></html>\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (truncated, r"cannot be read as an archive, truncated or damaged \(.+\); delete it"),
+        (lambda archive: HTML_PAGE, r"an HTML page, not the dataset file .+ download the file"),
+    ],
+    ids=["truncated", "html"],
+)
+def test_a_broken_archive_is_one_line_naming_it_and_nothing_is_extracted(
+    tmp_path, content, message
+):
+    archive = tmp_path / "raw" / "CUB_200_2011.tgz"
+    archive.parent.mkdir()
+    archive.write_bytes(content(cub_archive()))
+    target = tmp_path / "extracted"
+    with pytest.raises(CorruptArchiveError, match=message) as error:
+        verify_and_extract([archive], {archive.name: None}, RAW_FILES["cub200"], target)
+    assert str(error.value).startswith(str(archive)) and "\n" not in str(error.value)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["raw"]  # no staging left
+
+
+def test_a_wrong_md5_of_a_placed_file_says_it_is_the_configured_one(tmp_path):
+    raw = tmp_path / "car_ims.tgz"
+    raw.write_bytes(b"not the archive")
+    with pytest.raises(ChecksumError, match=r"expected 0{32} as configured \(the shipped value"):
+        verify_and_extract([raw], {raw.name: "0" * 32}, RAW_FILES["cars196"], tmp_path / "out")
 
 
 def test_missing_manual_file_message(tmp_path):

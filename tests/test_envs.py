@@ -1,7 +1,12 @@
 """The conda env files (for `--sdm conda`, not exercised here) parse and pin the same versions
 as envs/requirements.txt, which CI installs."""
 
+import ast
 import re
+import sys
+import tomllib
+from importlib import metadata
+from pathlib import Path
 
 import pytest
 import yaml
@@ -39,7 +44,104 @@ def test_conda_env_pins_match_requirements(env):
         assert REQUIREMENTS.get(name) == version, f"{env}: {name}=={version}"
 
 
+def test_the_library_declares_ranges_and_leaves_exact_pins_to_envs():
+    """`pip install -e .` on a cluster must keep the site's CUDA build of torch."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == ">=3.11"
+    for requirement in project["dependencies"]:
+        assert "==" not in requirement, requirement
+        name = re.match(r"[A-Za-z0-9_.\-]+", requirement)[0].lower()
+        assert name in REQUIREMENTS, f"{name} is not pinned in envs/requirements.txt"
+
+
 def test_every_rule_names_an_existing_conda_env():
     for rules in (REPO / "workflow/rules").glob("*.smk"):
         for env in re.findall(r'conda:\s*\n\s*"([^"]+)"', rules.read_text()):
             assert (rules.parent / env).resolve().exists(), f"{rules.name}: {env}"
+
+
+def import_time_nodes(tree: ast.AST):
+    """The statements that run when a module is imported: not the bodies of functions (a lazy
+    import there is checked where the function's caller runs)."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            continue
+        yield node
+        yield from import_time_nodes(node)
+
+
+def imported_modules(path: Path, seen: set[Path]) -> set[str]:
+    """Top-level names of every third-party module importing `path` imports, following
+    robdml's own modules."""
+    seen.add(path)
+    names = set()
+    for node in import_time_nodes(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            modules = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for module in modules:
+            if not module.startswith("robdml"):
+                names.add(module.split(".")[0])
+                continue
+            folder = REPO / "src" / Path(*module.split("."))
+            for candidate in (folder.with_suffix(".py"), folder / "__init__.py"):
+                if candidate.exists() and candidate not in seen:
+                    names |= imported_modules(candidate, seen)
+    return names
+
+
+def provided_distributions(names: list[str]) -> set[str]:
+    """These distributions and everything they require, as installed here."""
+    provided, todo = set(), [normalise(name) for name in names]
+    while todo:
+        name = todo.pop()
+        if name in provided:
+            continue
+        provided.add(name)
+        try:
+            requirements = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for requirement in requirements:
+            if "extra ==" not in requirement:
+                todo.append(normalise(re.match(r"[A-Za-z0-9_.\-]+", requirement)[0]))
+    return provided
+
+
+def normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+RULES = [
+    (match[1], match[2], match[3])
+    for rules in sorted((REPO / "workflow/rules").glob("*.smk"))
+    for match in re.finditer(
+        r"^\s*rule (\w+):(?:(?!^\s*(?:use )?rule ).)*?script=f\"\{SRC\}/(\w+\.py)\""
+        r"(?:(?!^\s*(?:use )?rule ).)*?conda:\s*\n\s*\"\.\./\.\./envs/(\w+\.yaml)\"",
+        rules.read_text(),
+        flags=re.S | re.M,
+    )
+]
+
+
+def test_every_rule_with_a_script_and_an_env_is_found():
+    assert {rule for rule, _, _ in RULES} >= {"train", "attack", "evaluate_clean", "tsne", "tables"}
+
+
+@pytest.mark.parametrize(("rule", "script", "env"), RULES, ids=[rule for rule, _, _ in RULES])
+def test_each_rule_env_provides_what_its_script_imports(rule, script, env):
+    """`--sdm conda` runs a rule in its env only: every third-party module its script (and
+    the robdml modules it reaches) can import must come from that env's packages."""
+    spec = yaml.safe_load((REPO / "envs" / env).read_text())
+    pip_section = next(d["pip"] for d in spec["dependencies"] if isinstance(d, dict))
+    provided = provided_distributions(list(pins(pip_section)))
+    by_module = metadata.packages_distributions()
+    missing = set()
+    for module in imported_modules(REPO / "src" / script, set()) - set(sys.stdlib_module_names):
+        distributions = {normalise(d) for d in by_module.get(module, [module])}
+        if not distributions & provided:
+            missing.add(f"{module} ({', '.join(sorted(distributions))})")
+    assert not missing, f"{rule} ({script}) in envs/{env} lacks {sorted(missing)}"

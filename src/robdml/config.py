@@ -18,6 +18,8 @@ import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
+from robdml.threat_model import reads_true_labels
+
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO / "workflow" / "schemas" / "config.schema.yaml"
 DEFAULT_CONFIG = REPO / "config" / "config.yaml"
@@ -59,6 +61,7 @@ def validate_config(config: dict, schema: dict, source: str = "config") -> dict:
         check(merged, schema["$defs"]["training"], schema, source, f"recipes.{dataset}")
         resolved["recipes"][dataset] = merged
     check_references(config, source)
+    check_normalisation(config, source)
     select(resolved, source)
     check_suites(resolved, source)
     stronger = resolved["sanity"]["stronger"]  # null: that variant is off (overlays merge)
@@ -88,6 +91,17 @@ def check_references(config: dict, source: str) -> None:
                 raise ConfigError(f"{source}: {where}: {name!r} is not in `{section}`")
 
 
+def check_normalisation(config: dict, source: str) -> None:
+    """A dataset's `mean` and `std` give one value per channel."""
+    for name, dataset in config["datasets"].items():
+        for key in ("mean", "std"):
+            if len(dataset[key]) != dataset["channels"]:
+                raise ConfigError(
+                    f"{source}: datasets.{name}.{key}: {len(dataset[key])} values for "
+                    f"{dataset['channels']} channels"
+                )
+
+
 def select(config: dict, source: str) -> None:
     """Keep, in place, what `run` selects: its datasets, backbones and defenses (in its order)
     and the attacks something reports; report lists keep the selected defenses only."""
@@ -115,10 +129,8 @@ def select(config: dict, source: str) -> None:
 
 def check_suites(config: dict, source: str) -> None:
     """A label-free suite must not contain an attack that reads the true test labels."""
-    from robdml.attacks import build_attack  # torch: only when a config is validated
-
     for name in config["attack_suites"]["label_free"]:
-        if build_attack(config["attacks"][name]).uses_labels:
+        if reads_true_labels(config["attacks"][name]):
             raise ConfigError(
                 f"{source}: attack_suites.label_free: {name!r} reads the true test labels "
                 "(label-aware); move it to attack_suites.label_aware"

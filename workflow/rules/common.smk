@@ -1,6 +1,7 @@
 """Config validation, path patterns, target lists and resources shared by all rules."""
 
 import json
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -72,7 +73,19 @@ def check_target_names(targets):
                 )
 
 
-check_target_names(workflow.dag_settings.targets if workflow.dag_settings else [])
+def command_line_targets():
+    """The targets given on the command line (Snakemake sets its DAG settings only after it
+    has read the Snakefile, so they are parsed here with its own argument parser)."""
+    from snakemake.cli import get_argument_parser
+
+    try:
+        args, _ = get_argument_parser().parse_known_args(sys.argv[1:])
+    except SystemExit:  # not the snakemake command line
+        return []
+    return list(getattr(args, "targets", None) or [])
+
+
+check_target_names(command_line_targets())
 
 
 DATA = f"{config['data_root']}/{{dataset}}"

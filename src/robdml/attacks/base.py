@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from robdml.threat_model import reads_true_labels
+
 
 @dataclass
 class Context:
@@ -39,7 +41,7 @@ class Attack:
     @property
     def uses_labels(self) -> bool:
         """True for a label-aware attacker (it reads the true test labels)."""
-        return False
+        return reads_true_labels(self.params)
 
     def context(self, clean: torch.Tensor, labels: torch.Tensor, seed: int) -> Context:
         """The context of the first round, from the clean embeddings."""

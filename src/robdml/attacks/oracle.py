@@ -6,10 +6,6 @@ from robdml.attacks.centroids import class_means, margin, nearest_other
 
 
 class OracleAttack(Attack):
-    @property
-    def uses_labels(self):
-        return True
-
     def context(self, clean, labels, seed):
         centroids = class_means(clean, labels)
         target = nearest_other(clean, labels, centroids)

@@ -12,6 +12,7 @@ import posixpath
 import re
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 
 ARCHIVE_SUFFIXES = (".tgz", ".tar", ".tar.gz", ".zip")
@@ -21,13 +22,46 @@ class UnsafeArchiveError(ValueError):
     """An archive member would be written outside the target folder."""
 
 
+class CorruptArchiveError(ValueError):
+    """A raw file that cannot be read as what its name says: truncated, or a web page."""
+
+
+def is_html(path: str | Path) -> bool:
+    """Whether a file is a web page (what a browser saves when a download link has expired)."""
+    with open(path, "rb") as file:
+        head = file.read(1024).lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html")) or b"<html" in head
+
+
+def check_not_html(path: str | Path) -> None:
+    if is_html(path):
+        raise CorruptArchiveError(
+            f"{path}: an HTML page, not the dataset file (a browser saves one when a download "
+            "link has expired or needs a login); delete it and download the file again"
+        )
+
+
 def is_archive(name: str) -> bool:
     return name.endswith(ARCHIVE_SUFFIXES)
 
 
 def extract(archive: str | Path, target: str | Path) -> None:
-    """Extract `archive` into the existing folder `target` after checking every member."""
-    archive, target = Path(archive), Path(target)
+    """Extract `archive` into the existing folder `target` after checking every member; an
+    unreadable archive (truncated, damaged, a web page) is one CorruptArchiveError."""
+    archive = Path(archive)
+    check_not_html(archive)
+    try:
+        extract_checked(archive, Path(target))
+    except (tarfile.ReadError, tarfile.CompressionError, zipfile.BadZipFile, EOFError,
+            zlib.error) as error:  # fmt: skip
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise CorruptArchiveError(
+            f"{archive}: cannot be read as an archive, truncated or damaged ({reason}); delete "
+            "it and download or place it again"
+        ) from None
+
+
+def extract_checked(archive: Path, target: Path) -> None:
     if archive.name.endswith(".zip"):
         with zipfile.ZipFile(archive) as zipped:
             for info in zipped.infolist():

@@ -79,9 +79,11 @@ def download(
     if md5 is not None:
         try:
             verify_md5(part, md5)
-        except ChecksumError:
-            part.unlink()
-            raise
+        except ChecksumError as error:
+            part.unlink()  # the message names the file asked for, not the deleted .part
+            raise ChecksumError(
+                f"{destination} (downloaded from {url}, not kept): {str(error).split(': ', 1)[1]}"
+            ) from None
     else:
         log.warning("%s: no md5 configured, the download is not verified", destination)
     os.replace(part, destination)

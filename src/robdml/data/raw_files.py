@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from robdml.data.archives import extract, is_archive
+from robdml.data.archives import check_not_html, extract, is_archive
 from robdml.data.download import download, verify_md5
 
 log = logging.getLogger(__name__)
@@ -98,11 +98,13 @@ def verify_and_extract(
     archive is fully extracted (it is built in a temporary sibling folder, then renamed).
     """
     for path in raw_paths:
+        check_not_html(path)
         md5 = checksums[path.name]
         if md5 is None:
             log.warning("%s: no md5 configured, not verified", path)
             continue
-        verify_md5(path, md5, note=f" ({raw_files[path.name].checksum_origin})")
+        origin = raw_files[path.name].checksum_origin
+        verify_md5(path, md5, note=f" as configured (the shipped value: {origin})")
         log.info("%s: md5 ok", path)
     if target.exists():
         raise FileExistsError(f"{target} exists; remove it to extract again")
