@@ -10,7 +10,8 @@ import sys
 from snakemake.utils import min_version
 
 min_version("9.0")
-sys.path.insert(0, f"{workflow.basedir}/src")  # robdml's config code, also without installing it
+# robdml's config code is read from src/, so Snakemake's own env needs no install of it
+sys.path.insert(0, f"{workflow.basedir}/src")
 
 
 configfile: f"{workflow.basedir}/config/config.yaml"

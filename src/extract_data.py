@@ -1,7 +1,7 @@
 """Rule extract: verify every raw file of a dataset against its md5, then extract its archives.
 
-A failure the user must act on (a wrong checksum, an unreadable or unsafe archive) is printed as one message
-on stderr, so Snakemake shows it; nothing is extracted then.
+A failure the user must act on (a wrong checksum, an unreadable or unsafe archive) is printed
+as one message on stderr, so Snakemake shows it; nothing is extracted then.
 """
 
 import argparse
