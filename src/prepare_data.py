@@ -3,7 +3,9 @@
 import argparse
 import json
 import logging
+import sys
 
+from robdml.data.prepared import SplitError
 from robdml.data.sources import prepare
 
 
@@ -14,7 +16,10 @@ def main() -> None:
     parser.add_argument("--test", required=True, help="output: prepared test split")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    summary = prepare(json.loads(args.spec), args.train, args.test)
+    try:
+        summary = prepare(json.loads(args.spec), args.train, args.test)
+    except SplitError as error:  # nothing is written: the split comes before the files
+        sys.exit(f"error: {error}")
     logging.info("prepared: %s", summary)
 
 

@@ -27,8 +27,8 @@ from robdml.config import read_config
 from robdml.data.archives import CorruptArchiveError, UnsafeArchiveError, extract
 from robdml.data.datasets import load_training_set
 from robdml.data.download import ChecksumError, download
-from robdml.data.image_files import load_index, read_rgb
-from robdml.data.prepared import load_split
+from robdml.data.image_files import first_classes_split, load_index, read_rgb
+from robdml.data.prepared import SplitError, load_split
 from robdml.data.raw_files import RAW_FILES, MissingRawFileError, fetch, verify_and_extract
 from robdml.data.transforms import resize_center_crop
 
@@ -313,6 +313,13 @@ def test_wrong_md5_and_missing_manual_file_stop_with_one_message(server, tmp_pat
     assert "raw file car_ims.tgz is missing" in output
     assert str(data / "cars196" / "raw" / "car_ims.tgz") in output
     assert "1" * 32 in output and "third parties" in output
+
+
+def test_a_split_without_test_classes_is_one_line_with_the_classes_found():
+    paths, labels = [Path(f"{i}.jpg") for i in range(6)], [0, 0, 1, 1, 2, 2]
+    with pytest.raises(SplitError, match=r"n_train_classes: 3 leaves no test classes \(3 class"):
+        first_classes_split(paths, labels, ["a", "b", "c"], 3)
+    assert len(first_classes_split(paths, labels, ["a", "b", "c"], 2).test_paths) == 2
 
 
 def test_download_resumes_after_a_dropped_connection(server, tmp_path):

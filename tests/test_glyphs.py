@@ -3,6 +3,7 @@ import torch
 
 from robdml.data import glyphs
 from robdml.data.glyphs import class_disjoint_split, render_glyphs
+from robdml.data.prepared import SplitError
 
 # 578 letters are shared by all 16 fonts; merging homoglyphs leaves 553 classes (20 merged
 # groups). A prototype that used Pillow's default Raqm layout measured 555: Raqm centres some
@@ -133,3 +134,6 @@ def test_split_seeded(glyphs16):
 def test_split_rejects_too_many_train_classes(glyphs16):
     with pytest.raises(ValueError, match="n_train_classes"):
         class_disjoint_split(glyphs16.labels, n_train_classes=N_CLASSES + 1, seed=0)
+    message = rf"n_train_classes: {N_CLASSES} leaves no test classes \({N_CLASSES} classes found\)"
+    with pytest.raises(SplitError, match=message):  # no training on an empty test split
+        class_disjoint_split(glyphs16.labels, n_train_classes=N_CLASSES, seed=0)

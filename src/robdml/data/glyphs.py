@@ -23,6 +23,8 @@ import torch
 from fontTools.ttLib import TTFont
 from PIL import Image, ImageDraw, ImageFont
 
+from robdml.data.prepared import train_class_count
+
 # The regular text fonts bundled with matplotlib: DejaVu Sans/Serif/Sans Mono and STIX General
 # in four styles each. The STIX *Display* and *NonUni* files are excluded because they hold
 # symbols and size variants rather than a full alphabet. The order fixes the image order
@@ -108,10 +110,7 @@ def class_disjoint_split(
     class is what makes the test set measure generalisation to unseen classes.
     """
     class_ids = torch.unique(labels).numpy()
-    if n_train_classes is None:
-        n_train_classes = len(class_ids) // 2
-    if not 0 <= n_train_classes <= len(class_ids):
-        raise ValueError(f"n_train_classes must be in [0, {len(class_ids)}], got {n_train_classes}")
+    n_train_classes = train_class_count(n_train_classes, len(class_ids))
     shuffled = np.random.default_rng(seed).permutation(class_ids)
     train = torch.isin(labels, torch.from_numpy(shuffled[:n_train_classes]))
     return train, ~train

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from robdml.data.prepared import contiguous_labels, save_split
+from robdml.data.prepared import contiguous_labels, save_split, train_class_count
 from robdml.data.transforms import resize_center_crop
 from robdml.io import torch_save
 
@@ -41,8 +41,7 @@ def first_classes_split(
 ) -> ImageSplit:
     """The standard deep-metric-learning split: the first `n_train_classes` class ids train,
     the others test (None: the first half), so no class is seen in both."""
-    if n_train_classes is None:
-        n_train_classes = len(class_names) // 2
+    n_train_classes = train_class_count(n_train_classes, len(class_names))
     train = [label < n_train_classes for label in labels]
     return ImageSplit(
         train_paths=[path for path, is_train in zip(paths, train, strict=True) if is_train],

@@ -9,6 +9,22 @@ from robdml.io import torch_save
 SPLIT_FORMAT = "robdml-split/1"
 
 
+class SplitError(ValueError):
+    """A class split that leaves one side empty."""
+
+
+def train_class_count(n_train_classes: int | None, n_classes: int) -> int:
+    """`n_train_classes` (None: half), checked to leave classes on both sides of the split."""
+    count = n_classes // 2 if n_train_classes is None else n_train_classes
+    if not 1 <= count < n_classes:
+        raise SplitError(
+            f"n_train_classes: {n_train_classes} leaves no "
+            f"{'training' if count < 1 else 'test'} classes ({n_classes} classes found); "
+            f"set it between 1 and {n_classes - 1} in the dataset's config entry"
+        )
+    return count
+
+
 def contiguous_labels(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(labels renumbered 0..C-1 in ascending order of the originals, the originals per new id)."""
     originals, renumbered = torch.unique(labels, sorted=True, return_inverse=True)
