@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,14 @@ def main() -> None:
     spec = json.loads(args.spec)
     device = setup(args.threads, "cpu", spec["seed"])
     split = load_split(args.data)
+    n_test_classes = int(split["labels"].max()) + 1
+    if spec["n_classes"] > n_test_classes:
+        sys.exit(
+            f"error: report.tsne.n_classes: {spec['n_classes']} is more than the "
+            f"{n_test_classes} test classes of {args.data}"
+        )
     rng = np.random.default_rng(spec["seed"])
-    classes = rng.choice(int(split["labels"].max()) + 1, spec["n_classes"], replace=False)
+    classes = rng.choice(n_test_classes, spec["n_classes"], replace=False)
     shown = torch.from_numpy(np.isin(split["labels"].numpy(), classes))
     clean_images = split["images"][shown]
     panels = []

@@ -1,11 +1,13 @@
 """The config schema: shipped configs validate; a bad key or value stops with one line naming it."""
 
 import copy
+import json
 import re
 import subprocess
 import sys
 
 import pytest
+import torch
 import yaml
 
 from conftest import REPO
@@ -18,6 +20,7 @@ from robdml.config import (
     train_spec,
     validate_config,
 )
+from robdml.data.prepared import save_split
 
 CONFIGS = sorted(str(p.relative_to(REPO)) for p in (REPO / "config").glob("*.yaml"))
 STUDIES = sorted(str(p.relative_to(REPO)) for p in (REPO / "config/overlays").glob("*.yaml"))
@@ -293,3 +296,20 @@ def test_every_bad_config_in_the_corpus_is_one_line_naming_its_key(
 def test_a_missing_required_key_is_named(schema, demo):
     with pytest.raises(ConfigError, match=r"resources\.runtime_min: 'train' is a required"):
         validate_config(drop_path(demo, "resources.runtime_min.train"), schema, "mine.yaml")
+
+
+def test_more_tsne_classes_than_test_classes_is_one_line(tmp_path):
+    """Known only once the test split exists, so the tsne step checks it before any work."""
+    split = tmp_path / "test.pt"
+    save_split(split, torch.zeros(6, 1, 4, 4, dtype=torch.uint8), torch.tensor([0, 0, 1, 1, 2, 2]),
+               ["a", "b", "c"], {})  # fmt: skip
+    spec = {"defenses": ["vanilla"], "attack": "mi", "n_classes": 12, "perplexity": 5, "seed": 0}
+    run = subprocess.run(
+        [sys.executable, str(REPO / "src/tsne.py"), "--spec", json.dumps(spec), "--models", "m.pt",
+         "--adversarial", "a.pt", "--data", str(split), "--out-stem", str(tmp_path / "t")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode != 0
+    assert run.stderr.strip() == (
+        f"error: report.tsne.n_classes: 12 is more than the 3 test classes of {split}"
+    )
