@@ -38,11 +38,12 @@ def md5sum(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def verify_md5(path: str | Path, expected: str, note: str = "") -> None:
-    """Raise ChecksumError naming the expected and the actual md5 when they differ."""
+def verify_md5(path: str | Path, expected: str, note: str = "", shown_as: str = "") -> None:
+    """Raise ChecksumError naming the file (`shown_as`, default `path`), the expected and the
+    actual md5 when they differ."""
     actual = md5sum(path)
     if actual != expected.lower():
-        raise ChecksumError(f"{path}: md5 is {actual}, expected {expected}{note}")
+        raise ChecksumError(f"{shown_as or path}: md5 is {actual}, expected {expected}{note}")
 
 
 def download(
@@ -77,13 +78,11 @@ def download(
             )
             time.sleep(wait)
     if md5 is not None:
-        try:
-            verify_md5(part, md5)
-        except ChecksumError as error:
-            part.unlink()  # the message names the file asked for, not the deleted .part
-            raise ChecksumError(
-                f"{destination} (downloaded from {url}, not kept): {str(error).split(': ', 1)[1]}"
-            ) from None
+        try:  # the message names the file asked for, not the .part deleted here
+            verify_md5(part, md5, shown_as=f"{destination} (downloaded from {url}, not kept)")
+        except ChecksumError:
+            part.unlink()
+            raise
     else:
         log.warning("%s: no md5 configured, the download is not verified", destination)
     os.replace(part, destination)
