@@ -60,7 +60,7 @@ def measure(model, split, params, eps, seed, evaluation, device) -> dict:
     embeddings = embed(model, result["images"], evaluation["batch_size"], device)
     metrics = evaluate_clustering(
         embeddings.numpy(), split["labels"].numpy(), evaluation["kmeans_seeds"],
-        evaluation["kmeans_n_init"],
+        evaluation["kmeans_n_init"], backend=evaluation["kmeans_backend"],
     )  # fmt: skip
     n = len(split["labels"])
     return {
@@ -99,6 +99,7 @@ def main() -> None:
         clean = evaluate_clustering(
             embed(model, split["images"], evaluation["batch_size"], device).numpy(),
             split["labels"].numpy(), evaluation["kmeans_seeds"], evaluation["kmeans_n_init"],
+            backend=evaluation["kmeans_backend"],
         )  # fmt: skip
         defense = path.split("/")[-3]
         rows.append({"model": defense, "attack": "clean", "nmi": clean["nmi"], "ari": clean["ari"]})

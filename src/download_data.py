@@ -28,7 +28,8 @@ def main() -> None:
     )
     raw_file = RAW_FILES[args.source][args.file]
     try:
-        fetch(args.dataset, args.file, json.loads(args.entry), raw_file, Path(args.out))
+        entry = json.loads(args.entry)
+        fetch(args.dataset, args.file, entry, raw_file, Path(args.out), source=args.source)
     except (MissingRawFileError, ChecksumError, DownloadError) as error:
         logging.error("%s", error)
         sys.exit(f"error: {error}")

@@ -38,8 +38,8 @@ def evaluate(model, model_spec: dict, images_path: str, ids: dict, spec: dict, d
     embeddings = embed(model, images, spec["batch_size"], device)
     embedded = time.perf_counter()
     metrics = evaluate_clustering(
-        embeddings.numpy(), labels.numpy(), spec["kmeans_seeds"], spec["kmeans_n_init"],
-        spec["chance_repeats"],
+        embeddings.to(device), labels.numpy(), spec["kmeans_seeds"], spec["kmeans_n_init"],
+        spec["chance_repeats"], spec["kmeans_backend"],
     )  # fmt: skip
     clustered = time.perf_counter()
     metrics |= split_retrieval_metrics(embeddings, labels, meta, tuple(spec["recall_ks"]))

@@ -5,6 +5,7 @@ import json
 import logging
 import sys
 
+from robdml.data.image_files import LayoutError
 from robdml.data.prepared import SplitError
 from robdml.data.sources import prepare
 
@@ -18,7 +19,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         summary = prepare(json.loads(args.spec), args.train, args.test)
-    except SplitError as error:  # nothing is written: the split comes before the files
+    except (SplitError, LayoutError) as error:  # nothing is written: the split comes first
         sys.exit(f"error: {error}")
     logging.info("prepared: %s", summary)
 

@@ -1,10 +1,16 @@
-"""Rule train: one (dataset, backbone, defense, seed) model; resumes from its checkpoint."""
+"""Rule train: one (dataset, backbone, defense, seed) model; resumes from its checkpoint.
+
+A backbone with ImageNet weights reads them from --weights (fetched beforehand by rule
+fetch_weights: training never downloads); a missing file is one message saying how to fetch it.
+"""
 
 import argparse
 import json
 import logging
+import sys
 
 from robdml.data.datasets import load_training_set
+from robdml.models.weights import MissingWeightsError, WeightsError, check_weights_file
 from robdml.runtime import setup
 from robdml.training import train
 
@@ -17,12 +23,17 @@ def main() -> None:
     parser.add_argument("--checkpoint", required=True, help="per-epoch checkpoint (resume)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--weights", help="ImageNet weights file of the backbone, if it has any")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     spec = json.loads(args.spec)
-    device = setup(args.threads, args.device, spec["seed"])
-    train_set = load_training_set(args.data, spec["dataset"])
-    train(spec, train_set, args.model, args.checkpoint, device)
+    try:
+        check_weights_file(spec["backbone"], args.weights)  # before any work
+        device = setup(args.threads, args.device, spec["seed"])
+        train_set = load_training_set(args.data, spec["dataset"])
+        train(spec, train_set, args.model, args.checkpoint, device, args.weights)
+    except (MissingWeightsError, WeightsError) as error:
+        sys.exit(f"error: {error}")
 
 
 if __name__ == "__main__":

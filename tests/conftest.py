@@ -18,7 +18,7 @@ TINY_DATASET = {
     "n_train_classes": None,
     "merge_threshold": 0.002,
 }
-TINY_CNN = {"arch": "small_cnn", "embedding_dim": 8, "widths": [4, 8], "pretrained": False}
+TINY_CNN = {"arch": "small_cnn", "embedding_dim": 8, "widths": [4, 8], "weights": None}
 
 
 @pytest.fixture

@@ -1,13 +1,13 @@
 """ImageNet backbones with random weights (tests never download): the embedding contract, and
-the message when ImageNet weights are asked for offline."""
-
-import urllib.error
+the message when a backbone's ImageNet weights file is missing (tests/test_weights.py: the
+files themselves)."""
 
 import pytest
 import torch
 
 from robdml.models import EmbeddingModel, load_model, save_model
 from robdml.models.backbones import build_trunk
+from robdml.models.weights import MissingWeightsError
 
 ARCHS = ["resnet18", "resnet50", "googlenet"]
 IMAGENET = {
@@ -18,8 +18,8 @@ IMAGENET = {
 }
 
 
-def backbone(arch: str, pretrained: bool = False) -> dict:
-    return {"arch": arch, "embedding_dim": 16, "widths": [], "pretrained": pretrained}
+def backbone(arch: str, weights: str | None = None) -> dict:
+    return {"arch": arch, "embedding_dim": 16, "widths": [], "weights": weights}
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -42,7 +42,7 @@ def test_grey_images_are_repeated_to_rgb():
 
 
 def test_googlenet_file_round_trip_computes_the_same_function(tmp_path):
-    """load_model rebuilds without pretrained weights: the input scaling that GoogLeNet's
+    """load_model rebuilds without ImageNet weights: the input scaling that GoogLeNet's
     ImageNet weights need must not depend on how the model was built."""
     spec = {"dataset": IMAGENET, "backbone": backbone("googlenet"), "seed": 0}
     torch.manual_seed(0)
@@ -54,16 +54,22 @@ def test_googlenet_file_round_trip_computes_the_same_function(tmp_path):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_pretrained_offline_fails_with_a_clear_message(arch, tmp_path, monkeypatch):
-    """An empty TORCH_HOME and a failing download: offline even on a machine with network."""
+def test_weights_without_their_file_fail_with_a_clear_message_and_never_download(
+    arch, tmp_path, monkeypatch
+):
+    """Training jobs only read the file rule fetch_weights wrote: none is one line naming it
+    and how to fetch it, and nothing is downloaded, even with an empty TORCH_HOME."""
 
-    def offline(url, *args, **kwargs):
-        raise urllib.error.URLError(f"offline test: {url} not fetched")
+    def no_download(url, *args, **kwargs):
+        raise AssertionError(f"{url} was downloaded")
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    with pytest.raises(
-        RuntimeError, match="ImageNet weights.*TORCH_HOME.*pretrained: false"
-    ) as error:
-        build_trunk(backbone(arch, pretrained=True), 3, 224)
-    assert "offline test" in str(error.value)  # it failed downloading, not in our code
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    missing = tmp_path / "weights" / f"{arch}.pth"
+    with pytest.raises(MissingWeightsError) as error:
+        build_trunk(backbone(arch, "IMAGENET1K_V1"), 3, 224, weights_file=missing)
+    message = str(error.value)
+    assert message.startswith(f"{missing}: no such weights file ({arch} IMAGENET1K_V1")
+    assert "snakemake --cores 1 fetch_weights" in message and "\n" not in message
+    with pytest.raises(MissingWeightsError, match="no weights file was given"):
+        build_trunk(backbone(arch, "IMAGENET1K_V1"), 3, 224)

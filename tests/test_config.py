@@ -195,6 +195,28 @@ def test_recipes_override_training_per_dataset(schema):
     assert inshop["epochs"] == cub["epochs"] == config["training"]["epochs"]
 
 
+def test_a_dataset_uses_the_raw_files_of_its_source(tmp_path):
+    """cars196's entry lists the official files and Kaggle's zip: the resolved config (what the
+    rules and the training spec see) keeps the selected source's only."""
+    overlay = tmp_path / "kaggle.yaml"
+    overlay.write_text("datasets: {cars196: {source: cars196_kaggle}}\n")
+    official = load_config()["datasets"]["cars196"]
+    kaggle = load_config(overlay)["datasets"]["cars196"]
+    assert list(official["raw_files"]) == ["car_ims.tgz", "cars_annos.mat"]
+    assert list(kaggle["raw_files"]) == ["stanford-car-dataset-by-classes-folder.zip"]
+    assert {k: v for k, v in kaggle.items() if k not in ("source", "raw_files")} == {
+        k: v for k, v in official.items() if k not in ("source", "raw_files")
+    }
+
+
+def test_sop_is_defined_not_selected_and_trains_with_the_inshop_recipe():
+    paper, sop = load_config(), load_config(REPO / "config/sop_quick.yaml")
+    assert "sop" not in paper["datasets"] and list(sop["datasets"]) == ["sop"]
+    sop_training = train_spec(sop, "sop", "resnet50", "vanilla", 0)["training"]
+    assert sop_training == train_spec(paper, "inshop", "resnet50", "vanilla", 0)["training"]
+    assert sop_training["lr"] == 0.0006 and sop_training["batch_size"] == 180
+
+
 def test_snakemake_stops_with_the_message(tmp_path, demo):
     demo["evaluation"]["kmeans_sed"] = demo["evaluation"].pop("kmeans_seeds")
     bad = tmp_path / "bad.yaml"
@@ -250,9 +272,30 @@ BAD_CONFIGS = [
     ("datasets.glyphs.channels", 2, r"datasets\.glyphs\.channels: 2 is not one of \[1, 3\]"),
     ("datasets.glyphs.source", "glyph", r"datasets\.glyphs\.source: 'glyph' is not one of"),
     ("datasets.glyphs.mean", [0.2, 0.2], r"datasets\.glyphs\.mean: 2 values for 1 channels"),
+    ("datasets.cars196.source", "kaggle", r"datasets\.cars196\.source: 'kaggle' is not one of"),
+    (
+        "datasets.cars196.raw_files",
+        {"car_ims.tgz": {"md5": None}, "cars_annos.mat": {"md5": None}, "archive.zip": {}},
+        r"datasets\.cars196\.raw_files: 'archive\.zip' is not one of \['car_ims\.tgz'",
+    ),
+    (
+        "datasets.sop.raw_files",
+        {"Stanford_Online_Products.zip": {"md5": None, "url": "ftp://cs.stanford.edu/x.zip"}},
+        r"datasets\.sop\.raw_files\.Stanford_Online_Products\.zip\.url: 'ftp://cs\.stanford",
+    ),
     ("backbones.cnn.arch", "resnet", r"backbones\.cnn\.arch: 'resnet' is not one of"),
     ("backbones.cnn.embedding_dim", 1, r"backbones\.cnn\.embedding_dim: 1 is less than"),
     ("backbones.cnn.widthz", [8], r"backbones\.cnn: unknown key 'widthz'"),
+    ("backbones.cnn.pretrained", False, r"backbones\.cnn: unknown key 'pretrained'"),
+    ("backbones.cnn.weights", "IMAGENET1K_V1", r"backbones\.cnn\.weights: 'IMAGENET1K_V1' is not"),
+    ("backbones.resnet50.weights", True, r"backbones\.resnet50\.weights: True is not one of"),
+    (
+        "backbones.resnet50.weights",
+        "V3",
+        r"backbones\.resnet50\.weights: 'V3' is not one of \[None",
+    ),
+    ("backbones.googlenet.weights", "DEFAULT", r"backbones\.googlenet\.weights: 'DEFAULT' is not"),
+    ("weights_root", None, r"weights_root: None is not of type 'string'"),
     ("training.lr", 0, r"training\.lr: 0 is less than or equal to the minimum of 0"),
     ("training.epochs", 0, r"training\.epochs: 0 is less than the minimum of 1"),
     ("training.attack.eps_255", 300, r"training\.attack\.eps_255: 300 is greater than"),
@@ -274,8 +317,27 @@ BAD_CONFIGS = [
     ("attack_suites.label_aware", ["orcale"], r"attack_suites\.label_aware: 'orcale' is not in"),
     ("evaluation.eps_255", [2.5], r"evaluation\.eps_255\.0: 2\.5 is not of type 'integer'"),
     ("evaluation.kmeans_seeds", [], r"evaluation\.kmeans_seeds: \[\] should be non-empty"),
+    ("evaluation.kmeans_backend", "cuml", r"evaluation\.kmeans_backend: 'cuml' is not one of"),
     ("report.main_eps_255", 4, r"report\.main_eps_255: 4 is not in evaluation\.eps_255"),
     ("report.tsne.attack", "cw", r"report\.tsne\.attack: 'cw' is not in `attacks`"),
+    ("resources.mem_mb", 32000, r"resources\.mem_mb: 32000 is not of type 'object'"),
+    ("resources.runtime_min.train", 480, r"resources\.runtime_min: unknown key 'train'"),
+    (
+        "resources.throughput_img_per_s.cuda.resnet50",
+        0,
+        r"resources\.throughput_img_per_s\.cuda\.resnet50: 0 is less than or equal to the minimum",
+    ),
+    (
+        "resources.throughput_img_per_s.cpu.resnet34",
+        5,
+        r"resources\.throughput_img_per_s\.cpu: unknown key 'resnet34'",
+    ),
+    ("resources.safety_factor", 0.5, r"resources\.safety_factor: 0\.5 is less than the minimum"),
+    (
+        "datasets.glyphs.counts.test_images",
+        0,
+        r"datasets\.glyphs\.counts\.test_images: 0 is less than the minimum of 1",
+    ),
     ("transfer.source_defenses", ["vanila"], r"transfer\.source_defenses: 'vanila' is not in"),
     ("sanity.stronger.steps_factor", 1, r"sanity\.stronger\.steps_factor: 1 is less than"),
 ]
@@ -294,8 +356,8 @@ def test_every_bad_config_in_the_corpus_is_one_line_naming_its_key(
 
 
 def test_a_missing_required_key_is_named(schema, demo):
-    with pytest.raises(ConfigError, match=r"resources\.runtime_min: 'train' is a required"):
-        validate_config(drop_path(demo, "resources.runtime_min.train"), schema, "mine.yaml")
+    with pytest.raises(ConfigError, match=r"resources\.pass_cost: 'forward' is a required"):
+        validate_config(drop_path(demo, "resources.pass_cost.forward"), schema, "mine.yaml")
 
 
 def test_more_tsne_classes_than_test_classes_is_one_line(tmp_path):

@@ -1,7 +1,8 @@
 """Real datasets, offline: tiny archives with the real file layouts go through the Snakemake
-rules download -> extract -> prepare_data (CUB-200-2011 served over HTTP from 127.0.0.1, CARS196
-and In-Shop placed by hand); then the guards: checksums, resumed downloads, unsafe archives,
-missing manual files."""
+rules download -> extract -> prepare_data (CUB-200-2011 served over HTTP from 127.0.0.1; CARS196
+(official files and Kaggle's mirror of the same images), In-Shop and Stanford Online Products
+placed by hand); then the guards: checksums, resumed downloads, unsafe archives, missing or
+misplaced manual files, unexpected layouts."""
 
 import hashlib
 import io
@@ -24,12 +25,19 @@ from torchvision.io import encode_jpeg
 
 from conftest import REPO
 from robdml.config import read_config
+from robdml.data import cars196_kaggle, sop
 from robdml.data.archives import CorruptArchiveError, UnsafeArchiveError, extract
 from robdml.data.datasets import load_training_set
 from robdml.data.download import ChecksumError, download
-from robdml.data.image_files import first_classes_split, load_index, read_rgb
+from robdml.data.image_files import LayoutError, first_classes_split, load_index, read_rgb
 from robdml.data.prepared import SplitError, load_split
-from robdml.data.raw_files import RAW_FILES, MissingRawFileError, fetch, verify_and_extract
+from robdml.data.raw_files import (
+    RAW_FILES,
+    MisplacedRawFileError,
+    MissingRawFileError,
+    fetch,
+    verify_and_extract,
+)
 from robdml.data.transforms import resize_center_crop
 
 # Six classes stand in for 200 (CUB) and 196 (CARS); the real split rule, "the first
@@ -87,21 +95,69 @@ def cub_archive() -> bytes:
     return tar_gz(files)
 
 
+CAR_CLASS_NAMES = [f"Make Model {c}" for c in range(1, N_CLASSES + 1)]
+CAR_CLASS_NAMES[4] = "Ram C/V Model 5"  # Kaggle's folder for it: "Ram C-V Model 5"
+KAGGLE_ZIP = "stanford-car-dataset-by-classes-folder.zip"
+
+
+def car_images() -> list[tuple[int, int, bytes]]:
+    """(class id, classification `test` flag, JPEG) per CARS196 image, in car_ims order; class
+    ids interleaved, so the split must go by class id."""
+    n_images = N_CLASSES * PER_CLASS
+    return [(i % N_CLASSES + 1, i // N_CLASSES % 2, jpeg(i)) for i in range(n_images)]
+
+
 def cars_files() -> dict[str, bytes]:
     """car_ims.tgz and cars_annos.mat with the official struct fields."""
     fields = ["relative_im_path", "bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "class", "test"]
-    n_images = N_CLASSES * PER_CLASS
-    annotations = np.zeros((1, n_images), dtype=[(field, "O") for field in fields])
+    cars = car_images()
+    annotations = np.zeros((1, len(cars)), dtype=[(field, "O") for field in fields])
     images = {}
-    for index in range(n_images):
+    for index, (class_id, test, image) in enumerate(cars):
         path = f"car_ims/{index + 1:06d}.jpg"
-        images[path] = jpeg(index)
-        class_id = index % N_CLASSES + 1  # interleaved: the split must go by class id
-        annotations[0, index] = (path, 1, 1, 30, 20, class_id, index % 2)
-    class_names = np.array([f"Make Model {c}" for c in range(1, N_CLASSES + 1)], dtype=object)
+        images[path] = image
+        annotations[0, index] = (path, 1, 1, 30, 20, class_id, test)
+    class_names = np.array(CAR_CLASS_NAMES, dtype=object)
     mat = io.BytesIO()
     savemat(mat, {"annotations": annotations, "class_names": class_names.reshape(1, -1)})
     return {"car_ims.tgz": tar_gz(images), "cars_annos.mat": mat.getvalue()}
+
+
+def kaggle_cars_files() -> dict[str, bytes]:
+    """Kaggle's mirror of the same images in one zip: names.csv (class i on line i),
+    car_data/car_data/{train,test}/<class name, '/' -> '-'>/<number within the part>.jpg (so
+    both parts hold a 00001.jpg) and anno_{train,test}.csv."""
+    files, rows = {}, {"train": [], "test": []}
+    for class_id, test, image in car_images():
+        part = "test" if test else "train"
+        name = f"{len(rows[part]) + 1:05d}.jpg"
+        folder = CAR_CLASS_NAMES[class_id - 1].replace("/", "-")
+        files[f"car_data/car_data/{part}/{folder}/{name}"] = image
+        rows[part].append(f"{name},1,1,30,20,{class_id}")
+    files["names.csv"] = "\n".join(CAR_CLASS_NAMES).encode() + b"\n"
+    for part, lines in rows.items():
+        files[f"anno_{part}.csv"] = "\n".join(lines).encode() + b"\n"
+    return {KAGGLE_ZIP: zipped(files)}
+
+
+SOP_HEADER = "image_id class_id super_class_id path"
+
+
+def sop_files() -> dict[str, bytes]:
+    """Stanford_Online_Products.zip: Ebay_{train,test}.txt (a header, then one line per image)
+    and the images in <super class>_final/; class ids 1-3 train, 4-6 test."""
+    root, files, lists = "Stanford_Online_Products", {}, {"train": [], "test": []}
+    for class_id in range(1, N_CLASSES + 1):
+        part = "train" if class_id <= N_TRAIN_CLASSES else "test"
+        super_class, folder = (1, "bicycle_final") if class_id % 2 else (2, "chair_final")
+        for n in range(PER_CLASS):
+            image_id = sum(map(len, lists.values())) + 1
+            path = f"{folder}/{111085122870 + class_id}_{n}.JPG"
+            files[f"{root}/{path}"] = jpeg(image_id)
+            lists[part].append(f"{image_id} {class_id} {super_class} {path}")
+    for part, lines in lists.items():
+        files[f"{root}/Ebay_{part}.txt"] = "\n".join([SOP_HEADER, *lines]).encode() + b"\n"
+    return {"Stanford_Online_Products.zip": zipped(files)}
 
 
 INSHOP_ITEMS = {  # item -> partition of each of its images
@@ -180,7 +236,7 @@ def dataset_entry(source: str, raw_files: dict) -> dict:
         "train_transform": "imagenet_crop_flip",
         "raw_files": raw_files,
     }
-    if source != "inshop":
+    if source in ("cub200", "cars196", "cars196_kaggle"):
         entry["n_train_classes"] = N_TRAIN_CLASSES
     return entry
 
@@ -206,6 +262,23 @@ def snakemake_build(workdir: Path, datasets: dict, *targets: str) -> subprocess.
     )
 
 
+def test_kaggle_cars_and_sop_plan_only_their_own_raw_files(tmp_path):
+    """`source: cars196_kaggle` swaps CARS196's raw files for the Kaggle zip listed next to
+    them in the config; sop is defined but runs only when selected."""
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(
+        "run: {datasets: [cars196, sop]}\ndatasets: {cars196: {source: cars196_kaggle}}\n"
+    )
+    targets = ["data/cars196/train.pt", "data/sop/train.pt"]
+    run = snakemake(tmp_path, "-n", *targets, "--configfile", str(overlay))
+    assert run.returncode == 0, run.stderr[-3000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", run.stdout.split("Job stats:")[1], re.MULTILINE))
+    assert counts == {"download": "2", "extract": "2", "prepare_data": "2", "total": "6"}
+    assert f"data/cars196/raw/{KAGGLE_ZIP}" in run.stdout
+    assert "data/sop/raw/Stanford_Online_Products.zip" in run.stdout
+    assert "car_ims.tgz" not in run.stdout and "cars_annos.mat" not in run.stdout
+
+
 def test_paper_config_plans_download_extract_prepare_offline(tmp_path):
     targets = [f"data/{name}/train.pt" for name in ("cub200", "cars196", "inshop")]
     run = snakemake(tmp_path, "-n", *targets, "--configfile", str(REPO / "config/config.yaml"))
@@ -216,14 +289,20 @@ def test_paper_config_plans_download_extract_prepare_offline(tmp_path):
 
 @pytest.fixture(scope="module")
 def prepared(server, tmp_path_factory):
-    """All three datasets built by the real rules; returns the data folder."""
+    """Every source built by the real rules (CARS196's Kaggle mirror as dataset
+    cars196_kaggle); returns the data folder."""
     workdir = tmp_path_factory.mktemp("datasets")
     data = workdir / "data"
     cub = cub_archive()
     server.files["/CUB_200_2011.tgz"] = cub
     datasets = {"cub200": dataset_entry("cub200", {"CUB_200_2011.tgz": {"md5": md5(cub)}})}
     datasets["cub200"]["raw_files"]["CUB_200_2011.tgz"]["url"] = url(server, "CUB_200_2011.tgz")
-    for name, files in (("cars196", cars_files()), ("inshop", inshop_files())):
+    for name, files in (
+        ("cars196", cars_files()),
+        ("cars196_kaggle", kaggle_cars_files()),
+        ("inshop", inshop_files()),
+        ("sop", sop_files()),
+    ):
         (data / name / "raw").mkdir(parents=True)
         for file_name, content in files.items():
             (data / name / "raw" / file_name).write_bytes(content)
@@ -234,7 +313,7 @@ def prepared(server, tmp_path_factory):
     return data
 
 
-@pytest.mark.parametrize("name", ["cub200", "cars196"])
+@pytest.mark.parametrize("name", ["cub200", "cars196", "cars196_kaggle"])
 def test_class_id_split(prepared, name):
     """First N_TRAIN_CLASSES class ids train, the rest test; labels renumbered 0..C-1."""
     train = load_index(prepared / name / "train.pt")
@@ -247,8 +326,55 @@ def test_class_id_split(prepared, name):
     assert test["images"].shape == (n_test_classes * PER_CLASS, 3, IMAGE_SIZE, IMAGE_SIZE)
     assert test["images"].dtype == torch.uint8
     assert not set(train["class_names"]) & set(test["class_names"])
-    first_test_class = {"cub200": "004.Bird_4", "cars196": "Make Model 4"}[name]
+    first_test_class = {"cub200": "004.Bird_4"}.get(name, "Make Model 4")
     assert test["class_names"][0] == first_test_class
+
+
+def labelled_images(prepared: Path, name: str) -> tuple[list, list]:
+    """(class name, md5 of the file) per training image and (class name, md5 of the decoded
+    pixels) per test image, sorted: what a split holds, whatever its order."""
+    train = load_index(prepared / name / "train.pt")
+    test = load_split(prepared / name / "test.pt")
+    train_pairs = [
+        (train["class_names"][label], md5(path.read_bytes()))
+        for path, label in zip(train["paths"], train["labels"].tolist(), strict=True)
+    ]
+    test_pairs = [
+        (test["class_names"][label], md5(image.numpy().tobytes()))
+        for image, label in zip(test["images"], test["labels"].tolist(), strict=True)
+    ]
+    return sorted(train_pairs), sorted(test_pairs)
+
+
+def test_kaggle_cars_mirror_gives_the_official_split(prepared):
+    """The same images from Kaggle's class folders get the official class ids (names.csv order,
+    'Ram C/V' found in its 'Ram C-V' folder): same classes, same images per class, same labels."""
+    official = [load_index(prepared / "cars196/train.pt"), load_split(prepared / "cars196/test.pt")]
+    kaggle = [
+        load_index(prepared / "cars196_kaggle/train.pt"),
+        load_split(prepared / "cars196_kaggle/test.pt"),
+    ]
+    for ours, theirs in zip(official, kaggle, strict=True):
+        assert theirs["class_names"] == ours["class_names"]
+        assert sorted(theirs["labels"].tolist()) == sorted(ours["labels"].tolist())
+    assert "Ram C/V Model 5" in kaggle[1]["class_names"]
+    assert labelled_images(prepared, "cars196_kaggle") == labelled_images(prepared, "cars196")
+    assert kaggle[1]["meta"]["source"] == "cars196_kaggle"
+
+
+def test_sop_split_is_ebay_train_and_ebay_test(prepared):
+    """Ebay_train.txt's products train, Ebay_test.txt's test, in file order; a class is named by
+    its class id."""
+    train = load_index(prepared / "sop" / "train.pt")
+    test = load_split(prepared / "sop" / "test.pt")
+    assert train["class_names"] == ["1", "2", "3"] and test["class_names"] == ["4", "5", "6"]
+    assert train["labels"].tolist() == [0, 0, 1, 1, 2, 2]
+    assert test["labels"].tolist() == [0, 0, 1, 1, 2, 2]
+    assert [path.parent.name for path in train["paths"]][::2] == [
+        "bicycle_final", "chair_final", "bicycle_final"
+    ]  # fmt: skip
+    assert all(path.is_file() for path in train["paths"])
+    assert test["images"].shape == (N_CLASSES // 2 * PER_CLASS, 3, IMAGE_SIZE, IMAGE_SIZE)
 
 
 def test_cub_labels_follow_the_class_table(prepared):
@@ -387,6 +513,104 @@ def test_missing_manual_file_message(tmp_path):
     for fact in ("car_ims.tgz", str(destination), "imagenet.stanford.edu", entry["md5"]):
         assert fact in message
     assert message.count("\n") == 3  # one message: the problem, then where, how, checksum
+
+
+@pytest.mark.parametrize(
+    ("source", "placed", "expected"),
+    [
+        (
+            "cars196",
+            [KAGGLE_ZIP],
+            f"holds {KAGGLE_ZIP} (source cars196_kaggle) instead of car_ims.tgz, cars_annos.mat "
+            "(the selected source cars196): select cars196_kaggle with an overlay (--configfile) "
+            "`datasets: {cars196: {source: cars196_kaggle}}`",
+        ),
+        (
+            "cars196_kaggle",
+            ["car_ims.tgz", "cars_annos.mat"],
+            f"holds car_ims.tgz, cars_annos.mat (source cars196) instead of {KAGGLE_ZIP} (the "
+            "selected source cars196_kaggle): select cars196 with an overlay (--configfile) "
+            "`datasets: {cars196: {source: cars196}}`",
+        ),
+    ],
+    ids=["kaggle_zip_for_official", "official_for_kaggle_zip"],
+)
+def test_another_sources_files_in_raw_say_which_source_to_select(
+    tmp_path, source, placed, expected
+):
+    """Through the download rule's script: one line naming the folder, what it holds, and the
+    config key that selects the source those files belong to."""
+    raw = tmp_path / "data" / "cars196" / "raw"
+    raw.mkdir(parents=True)
+    for name in placed:
+        (raw / name).write_bytes(b"placed by hand")
+    wanted = next(iter(RAW_FILES[source]))
+    run = subprocess.run(
+        [sys.executable, str(REPO / "src/download_data.py"), "--dataset", "cars196",
+         "--source", source, "--file", wanted, "--entry", '{"md5": null}',
+         "--out", str(raw / wanted), "--log", str(tmp_path / "download.log")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode == 1
+    assert run.stderr == f"error: cars196: {raw} {expected}\n"
+
+
+def test_a_missing_file_of_a_source_being_placed_is_just_missing(tmp_path):
+    """One official file placed: the other is reported missing (where, how, md5), even with
+    the Kaggle zip lying next to it."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "car_ims.tgz").write_bytes(b"placed")
+    (raw / KAGGLE_ZIP).write_bytes(b"placed")
+    entry, raw_file = {"md5": None}, RAW_FILES["cars196"]["cars_annos.mat"]
+    with pytest.raises(MissingRawFileError) as error:
+        fetch("cars196", "cars_annos.mat", entry, raw_file, raw / "cars_annos.mat", "cars196")
+    assert not isinstance(error.value, MisplacedRawFileError)
+    assert str(raw / "cars_annos.mat") in str(error.value)
+    assert "Kaggle's mirror (source cars196_kaggle)" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("source", "name", "facts"),
+    [
+        ("cars196_kaggle", KAGGLE_ZIP, ["kaggle datasets download jutrera/", "archive.zip"]),
+        ("sop", "Stanford_Online_Products.zip", ["ftp://cs.stanford.edu/cs/cvgl/", "`url`"]),
+    ],
+)
+def test_missing_kaggle_cars_and_sop_zips_say_where_and_how(tmp_path, source, name, facts):
+    destination = tmp_path / "raw" / name
+    with pytest.raises(MissingRawFileError) as error:
+        fetch(source, name, {"md5": None}, RAW_FILES[source][name], destination, source)
+    message = str(error.value)
+    for fact in [f"raw file {name} is missing", str(destination), "none known", *facts]:
+        assert fact in message
+    assert message.count("\n") == 3
+
+
+def test_a_kaggle_class_folder_missing_from_names_csv_is_one_line(tmp_path):
+    (tmp_path / "names.csv").write_text("Make Model 1\nRam C/V Model 2\n")
+    for folder in ("train/Make Model 1", "train/Ram C-V Model 2", "test/Ram C/V Model 2"):
+        (tmp_path / "car_data/car_data" / folder).mkdir(parents=True, exist_ok=True)
+    with pytest.raises(LayoutError, match=r"test: class folders not named in names\.csv: 'Ram C'$"):
+        cars196_kaggle.read_split(tmp_path, tmp_path, {"n_train_classes": 1})
+
+
+@pytest.mark.parametrize(
+    ("train", "test", "message"),
+    [
+        ("1 1 1 a_final/1_0.JPG", "2 1 1 a_final/1_1.JPG", r"1 class ids in both Ebay_train"),
+        ("1 1 1", "2 2 1 a_final/2_0.JPG", r"Ebay_train\.txt:2: expected 'image_id class_id"),
+    ],
+    ids=["shared_class", "short_line"],
+)
+def test_a_sop_list_that_is_not_the_benchmarks_is_one_line(tmp_path, train, test, message):
+    root = tmp_path / "Stanford_Online_Products"
+    root.mkdir()
+    for part, line in (("train", train), ("test", test)):
+        (root / f"Ebay_{part}.txt").write_text(f"{SOP_HEADER}\n{line}\n")
+    with pytest.raises(LayoutError, match=message) as error:
+        sop.read_split(tmp_path, tmp_path, {})
+    assert "\n" not in str(error.value)
 
 
 def hostile_tar(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> bytes:

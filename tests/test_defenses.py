@@ -334,7 +334,7 @@ def test_dverge_layer_exists_on_every_configured_backbone():
         layer = config["defenses"]["dverge"]["layer"]
         dataset = {**next(iter(config["datasets"].values())), "image_size": 32}
         for backbone in config["backbones"].values():
-            model = EmbeddingModel({**backbone, "pretrained": False}, dataset).eval()
+            model = EmbeddingModel({**backbone, "weights": None}, dataset).eval()
             images = torch.rand(2, dataset["channels"], 32, 32)
             indices = range(len(feature_layers(model))) if layer == "random" else [layer]
             for index in indices:

@@ -191,7 +191,7 @@ def test_features_are_taken_before_the_relu():
         ("googlenet", lambda trunk: trunk.features[6]),  # inception3b
     ):
         torch.manual_seed(0)
-        backbone = {"arch": arch, "embedding_dim": 8, "widths": [], "pretrained": False}
+        backbone = {"arch": arch, "embedding_dim": 8, "widths": [], "weights": None}
         model = EmbeddingModel(backbone, dataset).eval()
         module = module_of(model.trunk)
         inside = set(module.modules())  # the module and its submodules
@@ -203,7 +203,7 @@ def test_features_are_taken_before_the_relu():
         assert features.min() < 0, arch
         assert torch.allclose(features.relu(), relu_output_of(module, model, images)), arch
     assert len(feature_layers(EmbeddingModel(
-        {"arch": "resnet50", "embedding_dim": 8, "widths": [], "pretrained": False}, dataset
+        {"arch": "resnet50", "embedding_dim": 8, "widths": [], "weights": None}, dataset
     ))) == 50  # fmt: skip
 
 

@@ -1,9 +1,14 @@
+import itertools
+import sys
+from collections import Counter
+
 import numpy as np
 import pytest
 import torch
 from pytorch_metric_learning.distances import CosineSimilarity
 from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 from pytorch_metric_learning.utils.inference import CustomKNN
+from scipy.stats import chisquare
 from sklearn.metrics import (
     adjusted_mutual_info_score,
     adjusted_rand_score,
@@ -11,12 +16,16 @@ from sklearn.metrics import (
 )
 
 from robdml.metrics import (
+    KMEANS_BACKENDS,
+    adjusted_mutual_info,
     chance_nmi,
     clustering_metrics,
     evaluate_clustering,
+    kmeans_assign,
     pairwise_f1,
     retrieval_metrics,
 )
+from robdml.metrics.kmeans import kmeans_plusplus
 
 
 def clustered_embeddings(n_classes, per_class, dim, noise, seed):
@@ -31,7 +40,7 @@ def pml_metrics(query, query_labels, reference=None, reference_labels=None):
     """AccuracyCalculator without faiss. With no reference it retrieves among the queries and sets
     ref_includes_query=True itself; with a reference, queries are not excluded from it."""
     calculator = AccuracyCalculator(
-        include=("precision_at_1", "mean_average_precision_at_r"),
+        include=("precision_at_1", "r_precision", "mean_average_precision_at_r"),
         k="max_bin_count",
         knn_func=CustomKNN(CosineSimilarity()),
     )
@@ -75,9 +84,10 @@ def test_clustering_metrics_ignore_cluster_ids():
     )
 
 
-def test_evaluate_clustering_recovers_separated_classes():
+@pytest.mark.parametrize("backend", KMEANS_BACKENDS)
+def test_evaluate_clustering_recovers_separated_classes(backend):
     embeddings, labels = clustered_embeddings(n_classes=8, per_class=25, dim=16, noise=0.05, seed=1)
-    metrics = evaluate_clustering(embeddings, labels, [0], n_init=3)
+    metrics = evaluate_clustering(embeddings, labels, [0], n_init=3, backend=backend)
     assert metrics["nmi"] == pytest.approx(1.0)
     assert metrics["ari"] == pytest.approx(1.0)
     assert metrics["f1"] == pytest.approx(1.0)
@@ -104,7 +114,9 @@ def test_clustering_metrics_match_sklearn():
     assignments = np.where(rng.random(300) < 0.7, labels, rng.integers(0, 10, size=300))
     metrics = clustering_metrics(labels, assignments)
     assert metrics["nmi"] == normalized_mutual_info_score(labels, assignments)
-    assert metrics["ami"] == adjusted_mutual_info_score(labels, assignments)
+    assert metrics["ami"] == pytest.approx(
+        adjusted_mutual_info_score(labels, assignments), abs=1e-10
+    )
     assert metrics["ari"] == adjusted_rand_score(labels, assignments)
 
 
@@ -114,6 +126,146 @@ def test_chance_nmi_of_many_small_clusters():
     assert baseline == pytest.approx(0.51, abs=0.02)
     assert baseline < clustering_metrics(labels, labels)["nmi"] - 0.4
     assert chance_nmi(labels, labels, seed=0) == baseline
+
+
+def ami_cases():
+    rng = np.random.default_rng(8)
+    for n, n_classes, n_clusters in [(50, 3, 4), (300, 10, 12), (1000, 200, 150), (600, 599, 3)]:
+        labels = rng.integers(0, n_classes, n)
+        random = rng.integers(0, n_clusters, n)
+        yield f"random-{n}-{n_classes}-{n_clusters}", labels, random
+        yield (
+            f"agreeing-{n}-{n_classes}-{n_clusters}",
+            labels,
+            np.where(rng.random(n) < 0.7, labels, random),
+        )
+    n = 40
+    yield "one-cluster-each", np.zeros(n, int), np.zeros(n, int)  # sklearn: 1.0
+    yield "one-class", np.zeros(n, int), np.arange(n)  # sklearn: 0.0
+    yield "one-cluster", rng.integers(0, 5, n), np.zeros(n, int)  # sklearn: 0.0
+    yield "all-singletons", np.arange(n), rng.permutation(n)
+    yield "singleton-clusters", rng.integers(0, 5, n), np.arange(n)
+    yield "identical", np.repeat(np.arange(10), 4), np.repeat(np.arange(10), 4)
+    yield "independent", np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1])
+
+
+AMI_CASES = list(ami_cases())
+
+
+@pytest.mark.parametrize(("labels", "assignments"), [c[1:] for c in AMI_CASES],
+                         ids=[c[0] for c in AMI_CASES])  # fmt: skip
+def test_ami_equals_sklearn(labels, assignments):
+    expected = adjusted_mutual_info_score(labels, assignments)
+    assert adjusted_mutual_info(labels, assignments) == pytest.approx(expected, abs=1e-10)
+
+
+# --- k-means backends ---------------------------------------------------------------------
+
+
+def greedy_kmeans_plusplus_distribution(points: np.ndarray, n_seeds: int) -> dict:
+    """Exact probability of every ordered seed sequence of greedy k-means++ (sklearn's
+    algorithm: 2 + ln k candidates drawn proportional to D, keep the lowest potential, first
+    of equals), by enumerating every candidate tuple."""
+    n_candidates = 2 + int(np.log(n_seeds))
+    squared = ((points[:, None] - points[None]) ** 2).sum(axis=2)
+    sequences = {(first,): 1 / len(points) for first in range(len(points))}
+    for _ in range(n_seeds - 1):
+        grown = Counter()
+        for sequence, probability in sequences.items():
+            nearest = squared[list(sequence)].min(axis=0)
+            draw = nearest / nearest.sum()
+            for candidates in itertools.product(range(len(points)), repeat=n_candidates):
+                weight = np.prod(draw[list(candidates)])
+                if weight > 0:
+                    potentials = [np.minimum(nearest, squared[c]).sum() for c in candidates]
+                    grown[sequence + (candidates[int(np.argmin(potentials))],)] += (
+                        probability * weight
+                    )
+        sequences = grown
+    return sequences
+
+
+@pytest.fixture
+def one_thread():
+    """Thousands of tiny k-means++ runs: threads only add synchronisation (10x slower on 2
+    busy cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_kmeans_plusplus_draws_exactly_as_greedy_kmeans_plusplus(one_thread):
+    """The block-wise rejection sampling gives sklearn's seed distribution: the third seed is
+    drawn from a block proposed before the second was chosen."""
+    points = np.array([[0, 0], [0.1, 0.05], [1, 0], [1.1, 0.3], [3, 1]])
+    expected = greedy_kmeans_plusplus_distribution(points, n_seeds=3)
+    runs = 3000
+    observed = Counter(
+        tuple(kmeans_plusplus(torch.tensor(points, dtype=torch.float32), 3,
+                              torch.Generator().manual_seed(seed)).tolist())
+        for seed in range(runs)
+    )  # fmt: skip
+    assert set(observed) <= set(expected)
+    frequent = [sequence for sequence, p in expected.items() if p * runs >= 5]
+    observed_counts = [observed[sequence] for sequence in frequent]
+    expected_counts = [expected[sequence] * runs for sequence in frequent]
+    scale = sum(observed_counts) / sum(expected_counts)
+    _, p_value = chisquare(observed_counts, [count * scale for count in expected_counts])
+    assert p_value > 1e-3
+
+
+def blobs():
+    """The DML regime: many small classes (100 of 4, N / k = 4) that overlap a little."""
+    return clustered_embeddings(n_classes=100, per_class=4, dim=64, noise=1.0, seed=9)
+
+
+def test_backends_agree_within_kmeans_noise():
+    embeddings, labels = blobs()
+    seeds = list(range(8))
+    reference = evaluate_clustering(embeddings, labels, seeds, backend="sklearn")
+    for backend in ("torch", "faiss"):
+        metrics = evaluate_clustering(embeddings, labels, seeds, backend=backend)
+        for metric in ("nmi", "ari"):
+            noise = max(reference[f"{metric}_std"], metrics[f"{metric}_std"])
+            assert abs(metrics[metric] - reference[metric]) <= noise, (backend, metric)
+
+
+def test_torch_and_faiss_backends_cluster_identically():
+    """Same seeding and Lloyd steps; only the nearest-centre search differs."""
+    embeddings, labels = blobs()
+    torch_assignments, torch_centroids = kmeans_assign(embeddings, 100, 3, backend="torch")
+    faiss_assignments, faiss_centroids = kmeans_assign(embeddings, 100, 3, backend="faiss")
+    np.testing.assert_array_equal(torch_assignments, faiss_assignments)
+    np.testing.assert_allclose(torch_centroids, faiss_centroids, atol=1e-6)
+    torch_metrics = evaluate_clustering(embeddings, labels, [3], backend="torch")
+    assert torch_metrics == evaluate_clustering(embeddings, labels, [3], backend="faiss")
+
+
+@pytest.mark.parametrize("backend", ["torch", "faiss"])
+def test_fast_backends_are_deterministic_given_the_seed(backend):
+    embeddings, _ = blobs()
+    first, _ = kmeans_assign(embeddings, 100, seed=5, n_init=2, backend=backend)
+    again, _ = kmeans_assign(embeddings, 100, seed=5, n_init=2, backend=backend)
+    other, _ = kmeans_assign(embeddings, 100, seed=6, n_init=2, backend=backend)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_fewer_distinct_points_than_clusters_still_clusters():
+    embeddings = np.repeat(np.eye(3, dtype=np.float32), 4, axis=0)
+    assignments, centroids = kmeans_assign(embeddings, 5, seed=0, backend="torch")
+    assert assignments.shape == (12,) and centroids.shape == (5, 3)
+    assert len(np.unique(assignments[::4])) == 3
+
+
+def test_missing_faiss_is_one_line_naming_the_config_key(monkeypatch):
+    monkeypatch.setitem(sys.modules, "faiss", None)  # makes `import faiss` fail
+    embeddings, _ = blobs()
+    with pytest.raises(ImportError) as error:
+        kmeans_assign(embeddings, 100, seed=0, backend="faiss")
+    assert "evaluation.kmeans_backend" in str(error.value)
+    assert "\n" not in str(error.value)
 
 
 # --- retrieval ----------------------------------------------------------------------------
@@ -130,10 +282,12 @@ def test_retrieval_hand_example():
     # q2 (1):  3[0] 1[0] 4[1] 0[0]  R=1  hit@4 only  AP@R = 0
     # q3 (0):  4[1] 2[1] 1[0] 0[0]  R=2  hit@4 only  AP@R = 0
     # q4 (1):  3[0] 2[1] 1[0] 0[0]  R=1  hit@2       AP@R = 0
+    # R-precision: q0 and q1 have 1 of R=2 in their top 2, the others none: (1/2 + 1/2) / 5.
     metrics = retrieval_metrics(embeddings, labels, ks=(1, 2, 4))
     assert metrics == pytest.approx(
-        {"recall@1": 2 / 5, "recall@2": 3 / 5, "recall@4": 1.0, "map_at_r": 1 / 5}
-    )
+        {"recall@1": 2 / 5, "recall@2": 3 / 5, "recall@4": 1.0, "r_precision": 1 / 5,
+         "map_at_r": 1 / 5}
+    )  # fmt: skip
 
 
 def test_retrieval_matches_accuracy_calculator():
@@ -142,6 +296,7 @@ def test_retrieval_matches_accuracy_calculator():
     theirs = pml_metrics(embeddings, labels)
     assert 0.1 < ours["map_at_r"] < 0.9  # not trivially perfect or hopeless
     assert ours["recall@1"] == pytest.approx(theirs["precision_at_1"], abs=1e-6)
+    assert ours["r_precision"] == pytest.approx(theirs["r_precision"], abs=1e-6)
     assert ours["map_at_r"] == pytest.approx(theirs["mean_average_precision_at_r"], abs=1e-6)
 
 
@@ -165,6 +320,7 @@ def test_query_gallery_retrieval_matches_accuracy_calculator():
     )
     theirs = pml_metrics(query, labels[is_query], gallery, labels[~is_query])
     assert ours["recall@1"] == pytest.approx(theirs["precision_at_1"], abs=1e-6)
+    assert ours["r_precision"] == pytest.approx(theirs["r_precision"], abs=1e-6)
     assert ours["map_at_r"] == pytest.approx(theirs["mean_average_precision_at_r"], abs=1e-6)
 
 
@@ -187,6 +343,7 @@ def test_queries_without_a_match_are_skipped():
     theirs = pml_metrics(query, query_labels, gallery, gallery_labels)
     assert ours == pytest.approx(on_matched_queries)
     assert ours["recall@1"] == pytest.approx(theirs["precision_at_1"], abs=1e-6)
+    assert ours["r_precision"] == pytest.approx(theirs["r_precision"], abs=1e-6)
     assert ours["map_at_r"] == pytest.approx(theirs["mean_average_precision_at_r"], abs=1e-6)
 
 
@@ -195,7 +352,7 @@ def test_query_identical_to_a_reference_is_not_excluded():
     metrics = retrieval_metrics(
         references, [0, 1], ks=(1,), query_embeddings=references, query_labels=[0, 1]
     )
-    assert metrics == {"recall@1": 1.0, "map_at_r": 1.0}
+    assert metrics == {"recall@1": 1.0, "r_precision": 1.0, "map_at_r": 1.0}
 
 
 def test_recall_non_decreasing_in_k():

@@ -195,7 +195,7 @@ def tiny_config() -> dict:
     config["report"]["tsne"] |= {"defenses": [defense], "attack": attack}
     config["evaluation"]["eps_255"] = [config["report"]["main_eps_255"]]
     config["evaluation"]["chance_repeats"] = 1
-    config["resources"]["mem_mb"] = 2000
+    config["resources"]["mem_mb"] |= {"small": 1000, "prepare": 2000, "torch": 1500}  # <= 2 GB
     return config
 
 

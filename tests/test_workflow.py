@@ -55,6 +55,8 @@ def test_every_shipped_config_plans_every_training_job_offline(tmp_path, paths):
         * len(config["run"]["seeds"])
     )
     assert counts["train"] == n_models
+    weights = {(b["arch"], b["weights"]) for b in config["backbones"].values() if b["weights"]}
+    assert counts.get("fetch_weights_file", 0) == len(weights)  # once, whatever uses them
     if config["keep_adversarial_images"]:  # one evaluation job per model
         assert counts["evaluate_model"] == n_models and "evaluate_clean" not in counts
     else:  # one per model (clean) and one per attack, which frees its temporary sets
@@ -65,7 +67,7 @@ def test_every_shipped_config_plans_every_training_job_offline(tmp_path, paths):
     assert counts.get("attack_main_eps", 0) == n_models * (len(config["attacks"]) - len(sweep))
     for dataset in config["datasets"]:
         assert f"data/{dataset}/train.pt" in run.stdout
-    unselected = {"cub200", "cars196", "inshop", "glyphs"} - set(config["datasets"])
+    unselected = {"cub200", "cars196", "inshop", "sop", "glyphs"} - set(config["datasets"])
     assert not [name for name in unselected if f"data/{name}/" in run.stdout]
 
 
@@ -101,6 +103,29 @@ def test_shipped_configs_plan_the_recorded_dag(tmp_path, name):
     assert dag_fingerprint(paths, tmp_path) == {
         "jobs": recorded["jobs"], "sha256": recorded["sha256"]
     }  # fmt: skip
+
+
+def test_the_workflow_fetches_weights_locally_before_training(tmp_path):
+    """`snakemake fetch_weights` plans one job per weights file of the selected backbones,
+    local rules (Snakemake says `localrule` only when it runs them); a training job takes its
+    file as input and reads it with --weights."""
+    fetch = snakemake("-n", "-p", "--cores", "1", "fetch_weights", cwd=tmp_path)
+    assert fetch.returncode == 0, fetch.stderr
+    for arch in ("resnet50", "googlenet"):
+        out = f"results/weights/{arch}/IMAGENET1K_V1.pth"
+        assert f"src/fetch_weights.py --arch {arch} --weights IMAGENET1K_V1 --out {out}" in (
+            fetch.stdout
+        )
+    assert fetch.stdout.count("rule fetch_weights_file:") == 2
+    local = re.search(
+        r"^localrules:\n((?:    \w+,\n)+)", (REPO / "workflow/rules/weights.smk").read_text(), re.M
+    )
+    assert set(re.findall(r"\w+", local[1])) == {"fetch_weights", "fetch_weights_file"}
+    model = "results/models/cub200/resnet50/vanilla/seed0/model.pt"
+    train = snakemake("-n", "-p", "--cores", "1", model, cwd=tmp_path)
+    assert train.returncode == 0, train.stderr
+    assert " --weights results/weights/resnet50/IMAGENET1K_V1.pth > " in train.stdout
+    assert "rule fetch_weights_file:" in train.stdout
 
 
 def test_convergence_overlay_adds_every_stronger_variant_to_the_quick_demo(tmp_path):

@@ -6,7 +6,8 @@ defense and attack methods and their named variants) and the paper's selection (
 merges them, and usually only change the selection. Validation is two-stage: the whole config
 against workflow/schemas/config.schema.yaml, then every named defense/attack, merged over its
 method's defaults, against that method's definition. The resolved config keeps only what `run`
-selects, so the rules iterate over `datasets`, `backbones`, `defenses` and `attacks` as they are.
+selects (and of each dataset's raw files, those its `source` reads), so the rules iterate over
+`datasets`, `backbones`, `defenses`, `attacks` and `raw_files` as they are.
 Any problem stops with one line naming the key, e.g.
 `config/demo.yaml: datasets.glyphs: unknown key 'imagesize' (allowed: channels, image_size, ...)`.
 """
@@ -18,6 +19,7 @@ import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
+from robdml.data.raw_files import RAW_FILES
 from robdml.threat_model import reads_true_labels
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,6 +65,7 @@ def validate_config(config: dict, schema: dict, source: str = "config") -> dict:
     check_references(config, source)
     check_normalisation(config, source)
     select(resolved, source)
+    keep_source_raw_files(resolved)
     check_suites(resolved, source)
     stronger = resolved["sanity"]["stronger"]  # null: that variant is off (overlays merge)
     resolved["sanity"]["stronger"] = {kind: n for kind, n in stronger.items() if n is not None}
@@ -125,6 +128,15 @@ def select(config: dict, source: str) -> None:
     for lists, key in ((report["tsne"], "defenses"), (report, "paired_baselines"),
                        (config["transfer"], "source_defenses")):  # fmt: skip
         lists[key] = [name for name in lists[key] if name in config["defenses"]]
+
+
+def keep_source_raw_files(config: dict) -> None:
+    """A dataset entry may list the raw files of several sources of its data (CARS196: the
+    official files and Kaggle's mirror); keep, in place, those its `source` reads."""
+    for dataset in config["datasets"].values():
+        if "raw_files" in dataset:
+            own = RAW_FILES[dataset["source"]]
+            dataset["raw_files"] = {k: v for k, v in dataset["raw_files"].items() if k in own}
 
 
 def check_suites(config: dict, source: str) -> None:
@@ -254,12 +266,18 @@ def train_spec(config: dict, dataset: str, backbone: str, defense: str, seed: in
     training = dict(config["recipes"].get(dataset, config["training"]))
     del training["attack"]  # the defense's, below
     return {
-        "dataset": config["datasets"][dataset],
+        "dataset": without_counts(config["datasets"][dataset]),
         "backbone": config["backbones"][backbone],
         "training": training,
         "defense": defense_spec(config, dataset, defense),
         "seed": int(seed),
     }
+
+
+def without_counts(dataset: dict) -> dict:
+    """A dataset entry without `counts`, which only size resources (robdml.resources): a
+    corrected count must not retrain or re-prepare anything."""
+    return {key: value for key, value in dataset.items() if key != "counts"}
 
 
 def defense_spec(config: dict, dataset: str, defense: str) -> dict:

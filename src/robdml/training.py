@@ -29,15 +29,17 @@ def train(
     model_path: str | Path,
     checkpoint_path: str | Path,
     device: torch.device,
+    weights_file: str | Path | None = None,
 ) -> list[dict]:
-    """Train the model described by `spec` on `train_set` (items: float image, label 0..C-1).
+    """Train the model described by `spec` on `train_set` (items: float image, label 0..C-1);
+    a backbone with ImageNet weights starts from `weights_file` (robdml.models.weights).
 
     Resumes from `checkpoint_path` when it holds an unfinished run of the same spec; writes
     `model_path` atomically at the end and removes the checkpoint. Returns the per-epoch history.
     """
     recipe, seed = spec["training"], spec["seed"]
     defense = build_defense(spec["defense"])
-    members = [member.to(device) for member in build_members(spec, defense.n_members)]
+    members = [member.to(device) for member in build_members(spec, defense.n_members, weights_file)]
     labels = train_set.labels
     n_classes = int(labels.max()) + 1
     pal_losses = [

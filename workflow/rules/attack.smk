@@ -24,8 +24,8 @@ rule attack:
     resources:
         gpu=GPUS,
         cpus_per_gpu=cpus_per_gpu,
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=lambda w: RUNTIME["attack"] * n_members(w) * len(eps_of(w.attack)),
+        mem_mb=attack_mem_mb,
+        runtime=attack_runtime,
     params:
         spec=lambda w: as_json(attack_spec(config, w.attack)),
         eps=lambda w: eps_of(w.attack),
@@ -57,8 +57,8 @@ use rule attack as attack_member with:
     resources:
         gpu=GPUS,
         cpus_per_gpu=cpus_per_gpu,
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=RUNTIME["attack"],
+        mem_mb=attack_mem_mb,
+        runtime=member_attack_runtime,
     params:
         spec=lambda w: as_json(attack_spec(config, w.attack)),
         eps=[MAIN_EPS],

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from robdml import resources as cost_model
 from robdml.config import (
     DEFAULT_CONFIG,
     ConfigError,
@@ -16,6 +17,7 @@ from robdml.config import (
     suite_attacks,
     train_spec,
     validate_config,
+    without_counts,
 )
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -89,6 +91,7 @@ check_target_names(command_line_targets())
 
 
 DATA = f"{config['data_root']}/{{dataset}}"
+WEIGHTS = f"{config['weights_root']}/{{arch}}/{{weights}}.pth"
 MODEL = "results/models/{dataset}/{backbone}/{defense}/seed{seed}"
 ADVERSARIAL = "results/adversarial/{dataset}/{backbone}/{defense}/seed{seed}/{attack}"
 SOURCE_ADVERSARIAL = (  # a transfer source's adversarial test sets
@@ -98,12 +101,64 @@ METRICS = "results/metrics/{dataset}/{backbone}/{defense}/seed{seed}"
 LOGS = "results/logs"
 BENCHMARKS = "results/benchmarks"
 GPUS = 1 if config["device"] == "cuda" else 0
-RUNTIME = config["resources"]["runtime_min"]
 
 
 def cpus_per_gpu(wildcards, threads):
     """SLURM `--cpus-per-gpu` of a GPU rule: its threads; 0 (no GPU, so unused) on CPU."""
     return threads if GPUS else 0
+
+
+# Resources: the cost model of robdml.resources (README "Resources"), each request times
+# Snakemake's `attempt` (a resubmitted job asks for more). benchmarks/gpu_hours.py sums them.
+def train_runtime(wildcards, attempt):
+    w = wildcards
+    return cost_model.train_runtime(config, w.dataset, w.backbone, w.defense, attempt)
+
+
+def attack_runtime(wildcards, attempt):
+    """The whole model, over the attack's eps (every eps for the suites, else the main one)."""
+    w, n_eps = wildcards, len(eps_of(wildcards.attack))
+    return cost_model.attack_runtime(
+        config, w.dataset, w.backbone, w.defense, w.attack, n_eps, attempt
+    )
+
+
+def member_attack_runtime(wildcards, attempt):
+    """One ensemble member alone, at the main eps."""
+    w = wildcards
+    return cost_model.attack_runtime(
+        config, w.dataset, w.backbone, w.defense, w.attack, 1, attempt, member=True
+    )
+
+
+def evaluate_runtime(n_sets, member=False):
+    """Runtime of an evaluate rule whose jobs each evaluate `n_sets` test sets."""
+
+    def runtime(wildcards, attempt):
+        w = wildcards
+        return cost_model.evaluate_runtime(
+            config, w.dataset, w.backbone, w.defense, n_sets, attempt, member
+        )
+
+    return runtime
+
+
+def fixed_runtime(kind):
+    """`prepare` or `report`: fixed minutes, times the attempt."""
+    return lambda wildcards, attempt: cost_model.fixed_runtime(config, kind, attempt)
+
+
+def mem_mb(kind):
+    """mem_mb of a `small`, `prepare`, `train`, `evaluate` or `tsne` rule."""
+    return lambda wildcards, attempt: cost_model.mem_mb(
+        config, kind, wildcards.get("dataset"), attempt=attempt
+    )
+
+
+def attack_mem_mb(wildcards, attempt):
+    """An attack keeps one adversarial set per eps of its job (a member's: the main eps)."""
+    n_eps = 1 if wildcards.get("member") is not None else len(eps_of(wildcards.attack))
+    return cost_model.mem_mb(config, "attack", wildcards.dataset, n_eps, attempt)
 
 
 EPS = [f"{eps:g}" for eps in config["evaluation"]["eps_255"]]  # path form: 8, 0.5
@@ -218,6 +273,18 @@ def n_members(wildcards):
     train and attack jobs: an ensemble's jobs are the longest, started first they do not leave
     one job running alone at the end."""
     return config["defenses"][wildcards.defense].get("members", 1)
+
+
+def weights_files(backbones):
+    """The ImageNet weights files these backbones start from (none trained from scratch)."""
+    entries = [config["backbones"][name] for name in backbones]
+    return sorted(
+        {
+            WEIGHTS.format(arch=entry["arch"], weights=entry["weights"])
+            for entry in entries
+            if entry["weights"] is not None
+        }
+    )
 
 
 def as_json(spec):

@@ -82,14 +82,15 @@ rule prepare_data:
         "../../envs/torch.yaml"
     threads: 1
     resources:
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=RUNTIME["prepare"],
+        mem_mb=mem_mb("prepare"),
+        runtime=fixed_runtime("prepare"),
     params:
-        # without raw_files: a new url must not re-prepare (a new md5 re-extracts, which does)
+        # without raw_files: a new url must not re-prepare (a new md5 re-extracts, which does);
+        # without counts, which only size resources
         spec=lambda w: as_json(
             {
                 k: v
-                for k, v in config["datasets"][w.dataset].items()
+                for k, v in without_counts(config["datasets"][w.dataset]).items()
                 if k != "raw_files"
             }
         ),

@@ -25,8 +25,8 @@ if WHITEBOX_PER_MODEL:
         resources:
             gpu=GPUS,
             cpus_per_gpu=cpus_per_gpu,
-            mem_mb=config["resources"]["mem_mb"],
-            runtime=RUNTIME["evaluate"] * (1 + len(WHITEBOX_SETS)),
+            mem_mb=mem_mb("evaluate"),
+            runtime=evaluate_runtime(1 + len(WHITEBOX_SETS)),
         params:
             spec=as_json(evaluation_spec(config)),
             ids=whitebox_ids,
@@ -58,8 +58,8 @@ rule evaluate_clean:
     resources:
         gpu=GPUS,
         cpus_per_gpu=cpus_per_gpu,
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=RUNTIME["evaluate"],
+        mem_mb=mem_mb("evaluate"),
+        runtime=evaluate_runtime(1),
     params:
         spec=as_json(evaluation_spec(config)),
         ids=lambda w: evaluation_ids(w, "clean", [0], "clean"),
@@ -89,8 +89,8 @@ rule evaluate_attack:
     resources:
         gpu=GPUS,
         cpus_per_gpu=cpus_per_gpu,
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=RUNTIME["evaluate"] * len(EPS),
+        mem_mb=mem_mb("evaluate"),
+        runtime=evaluate_runtime(len(EPS)),
     params:
         spec=as_json(evaluation_spec(config)),
         ids=lambda w: evaluation_ids(w, w.attack, EPS, "whitebox"),
@@ -110,6 +110,11 @@ use rule evaluate_attack as evaluate_attack_main_eps with:
         per_eps(f"{METRICS}/{{attack}}/eps{{eps}}.json", [MAIN_EPS]),
     wildcard_constraints:
         attack=one_of(MAIN_EPS_ATTACKS),
+    resources:
+        gpu=GPUS,
+        cpus_per_gpu=cpus_per_gpu,
+        mem_mb=mem_mb("evaluate"),
+        runtime=evaluate_runtime(1),
     params:
         spec=as_json(evaluation_spec(config)),
         ids=lambda w: evaluation_ids(w, w.attack, [MAIN_EPS], "whitebox"),
@@ -144,6 +149,11 @@ use rule evaluate_transfer as evaluate_transfer_main_eps with:
         per_eps(f"{METRICS}/{TRANSFER}/eps{{eps}}.json", [MAIN_EPS]),
     wildcard_constraints:
         attack=one_of(MAIN_EPS_ATTACKS),
+    resources:
+        gpu=GPUS,
+        cpus_per_gpu=cpus_per_gpu,
+        mem_mb=mem_mb("evaluate"),
+        runtime=evaluate_runtime(1),
     params:
         spec=as_json(evaluation_spec(config)),
         ids=lambda w: evaluation_ids(
@@ -172,8 +182,8 @@ rule evaluate_member:
     resources:
         gpu=GPUS,
         cpus_per_gpu=cpus_per_gpu,
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=RUNTIME["evaluate"] * (1 + len(config["attacks"])),
+        mem_mb=mem_mb("evaluate"),
+        runtime=evaluate_runtime(1 + len(config["attacks"]), member=True),
     params:
         spec=as_json(evaluation_spec(config)),
         ids=member_ids,
@@ -200,8 +210,8 @@ use rule evaluate_attack as evaluate_from_member with:
     resources:
         gpu=GPUS,
         cpus_per_gpu=cpus_per_gpu,
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=RUNTIME["evaluate"],
+        mem_mb=mem_mb("evaluate"),
+        runtime=evaluate_runtime(1),
     params:
         spec=as_json(evaluation_spec(config)),
         ids=lambda w: evaluation_ids(

@@ -29,8 +29,8 @@ rule tables:
         "../../envs/report.yaml"
     threads: 1
     resources:
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=RUNTIME["report"],
+        mem_mb=mem_mb("small"),
+        runtime=fixed_runtime("report"),
     params:
         main_eps=config["report"]["main_eps_255"],
         baselines=config["report"]["paired_baselines"],
@@ -66,8 +66,8 @@ rule figures:
         "../../envs/report.yaml"
     threads: 1
     resources:
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=RUNTIME["report"],
+        mem_mb=mem_mb("small"),
+        runtime=fixed_runtime("report"),
     params:
         main_eps=config["report"]["main_eps_255"],
         suites=as_json(config["attack_suites"]),
@@ -95,8 +95,8 @@ rule sanity:
         "../../envs/report.yaml"
     threads: 1
     resources:
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=RUNTIME["report"],
+        mem_mb=mem_mb("small"),
+        runtime=fixed_runtime("report"),
     params:
         spec=as_json(config["sanity"]),
         suites=as_json(config["attack_suites"]),
@@ -125,8 +125,8 @@ rule tsne:
         "../../envs/torch.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=RUNTIME["report"],
+        mem_mb=mem_mb("tsne"),
+        runtime=fixed_runtime("report"),
     params:
         spec=as_json(config["report"]["tsne"]),
         stem="results/figures/tsne_{dataset}_{backbone}",

@@ -1,10 +1,13 @@
-"""Training: one job per (dataset, backbone, defense, seed); ensembles are one job and one file."""
+"""Training: one job per (dataset, backbone, defense, seed); ensembles are one job and one file.
+A backbone with ImageNet weights reads them from their file (workflow/rules/weights.smk).
+"""
 
 
 rule train:
     input:
         data=f"{DATA}/train.pt",
         script=f"{SRC}/train.py",
+        weights=lambda w: weights_files([w.backbone]),
     output:
         f"{MODEL}/model.pt",
     log:
@@ -18,15 +21,17 @@ rule train:
     resources:
         gpu=GPUS,
         cpus_per_gpu=cpus_per_gpu,
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=lambda w: RUNTIME["train"] * n_members(w),
+        mem_mb=mem_mb("train"),
+        runtime=train_runtime,
     params:
         spec=lambda w: as_json(
             train_spec(config, w.dataset, w.backbone, w.defense, int(w.seed))
         ),
         checkpoint=f"{MODEL}/checkpoint.pt",
         device=config["device"],
+        # derived from the input, so not a params rerun trigger; empty without weights
+        weights=lambda w, input: f" --weights {input.weights}" if input.weights else "",
     shell:
         "python {input.script} --spec {params.spec:q} --data {input.data}"
         " --model {output} --checkpoint {params.checkpoint}"
-        " --device {params.device} --threads {threads} > {log} 2>&1"
+        " --device {params.device} --threads {threads}{params.weights} > {log} 2>&1"

@@ -103,11 +103,16 @@ class Crafting:
 
     def run_refitting(self, first_context, eps, seed, n_clusters, start_generator) -> tuple:
         """Over restarts and rounds, the delivered set whose re-clustering (the attacker's own
-        k-means) agrees least with the attack's reference labels."""
+        k-means) agrees least with the attack's reference labels. A single candidate (one
+        restart, one round) is delivered as it is: there is nothing to choose or re-aim."""
+        rounds = self.rounds()
+        if self.params["restarts"] == 1 and len(rounds) == 1:
+            crafted = self.craft(first_context, None, eps / 255, rounds[0], start_generator)
+            return self.deliver(crafted, eps), {}
         best, best_agreement, chosen = None, math.inf, {}
         for restart in range(self.params["restarts"]):
             context, current = first_context, None
-            for round_index, steps in enumerate(self.rounds()):
+            for round_index, steps in enumerate(rounds):
                 current = self.craft(context, current, eps / 255, steps, start_generator)
                 delivered = self.deliver(current, eps)
                 embeddings = embed(self.model, delivered, self.batch_size, self.device)

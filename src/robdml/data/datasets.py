@@ -32,7 +32,7 @@ class InMemoryImages(Dataset):
 
 class ImageFiles(Dataset):
     """JPEG files decoded on access, in the loader workers: decoded at full size, the training
-    sets of CUB-200-2011, CARS196 and In-Shop would not fit in memory."""
+    sets of CUB-200-2011, CARS196, In-Shop and SOP would not fit in memory."""
 
     def __init__(self, paths: list[Path], labels: torch.Tensor, augment: Callable | None):
         if augment is None:

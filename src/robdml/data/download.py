@@ -12,6 +12,7 @@ import os
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from http.client import HTTPException
 from pathlib import Path
 
@@ -53,10 +54,12 @@ def download(
     attempts: int = 5,
     timeout_s: float = 60,
     backoff_s: float = 2,
+    verify: Callable[[Path, str], None] | None = None,
 ) -> None:
     """Fetch `url` to `destination`, retrying `attempts` times with exponential backoff and
-    resuming from the bytes already received; verify `md5` (None: not verified) before the
-    file appears under its final name."""
+    resuming from the bytes already received; verify `md5` (None: not verified) and call
+    `verify(bytes_path, shown_as)` (another check, e.g. a sha256; it raises ChecksumError)
+    before the file appears under its final name."""
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     part = destination.with_name(destination.name + ".part")
@@ -77,13 +80,16 @@ def download(
                 "attempt %d/%d failed (%s); retrying in %.0f s", attempt, attempts, error, wait
             )
             time.sleep(wait)
-    if md5 is not None:
-        try:  # the message names the file asked for, not the .part deleted here
-            verify_md5(part, md5, shown_as=f"{destination} (downloaded from {url}, not kept)")
-        except ChecksumError:
-            part.unlink()
-            raise
-    else:
+    shown_as = f"{destination} (downloaded from {url}, not kept)"  # not the .part deleted here
+    try:
+        if md5 is not None:
+            verify_md5(part, md5, shown_as=shown_as)
+        if verify is not None:
+            verify(part, shown_as)
+    except ChecksumError:
+        part.unlink()
+        raise
+    if md5 is None and verify is None:
         log.warning("%s: no md5 configured, the download is not verified", destination)
     os.replace(part, destination)
 

@@ -1,5 +1,6 @@
-"""JPEG datasets (CUB-200-2011, CARS196, In-Shop) after extraction: the class-disjoint image
-lists, the training index file, and the test images decoded once at test resolution.
+"""JPEG datasets (CUB-200-2011, CARS196, In-Shop, Stanford Online Products) after extraction:
+the class-disjoint image lists, the training index file, and the test images decoded once at
+test resolution.
 
 Training images stay JPEG files, decoded by the loader workers on every access: decoded at full
 size they would not fit in memory, and random crops need the full image. Test images are decoded
@@ -21,6 +22,10 @@ from robdml.io import torch_save
 log = logging.getLogger(__name__)
 
 INDEX_FORMAT = "robdml-image-index/1"
+
+
+class LayoutError(ValueError):
+    """Extracted files that lack the layout a dataset module reads (one line naming the file)."""
 
 
 @dataclass

@@ -9,7 +9,9 @@ Layout under the config's `data_root` (a cluster can point it at a shared read-o
 
 A raw file whose config entry has a `url` is downloaded; one without must be placed by hand, and
 a missing one stops the run with a single message saying where it goes, where to get it and its
-checksum.
+checksum. Some data has two sources (CARS196: the official files, or Kaggle's mirror): a
+dataset's config entry may list the raw files of both, the selected `source`'s are used, and
+when only the other source's files were placed the message is one line saying which to select.
 """
 
 import logging
@@ -37,7 +39,7 @@ def stanford_cars(name: str) -> RawFile:
     return RawFile(
         obtain=f"the Stanford Cars dataset (Krause et al., 2013); its official link "
         f"http://imagenet.stanford.edu/internal/car196/{name} is dead, use a copy you trust "
-        "(e.g. an archived snapshot of that link)",
+        "(e.g. an archived snapshot of that link), or Kaggle's mirror (source cars196_kaggle)",
         checksum_origin="reported by third parties, not published by the dataset authors: if "
         "your copy differs, check where it came from before putting its md5 in the config",
     )
@@ -52,6 +54,9 @@ def deepfashion_inshop(path: str) -> RawFile:
     )
 
 
+KAGGLE_CARS = "jutrera/stanford-car-dataset-by-classes-folder"
+NO_CHECKSUM = "no checksum is published: record the md5 of the copy you checked"
+
 # Per config `source`, the raw files the dataset modules read (the schema requires the same
 # names in the config, which adds the md5 and, for a download, the url).
 RAW_FILES = {
@@ -63,23 +68,87 @@ RAW_FILES = {
         ),
     },
     "cars196": {name: stanford_cars(name) for name in ("car_ims.tgz", "cars_annos.mat")},
+    "cars196_kaggle": {
+        "stanford-car-dataset-by-classes-folder.zip": RawFile(
+            obtain=f"Kaggle's CARS196 mirror https://www.kaggle.com/datasets/{KAGGLE_CARS} (a "
+            f"Kaggle login is needed): `kaggle datasets download {KAGGLE_CARS}` saves it under "
+            "this name, the website's Download button as archive.zip (rename it)",
+            checksum_origin=NO_CHECKSUM,
+        ),
+    },
     "inshop": {
         "img.zip": deepfashion_inshop("Img/img.zip"),
         "list_eval_partition.txt": deepfashion_inshop("Eval/list_eval_partition.txt"),
     },
+    "sop": {
+        "Stanford_Online_Products.zip": RawFile(
+            obtain="Stanford Online Products (Oh Song et al., 2016), "
+            "https://cvgl.stanford.edu/projects/lifted_struct/; its link "
+            "ftp://cs.stanford.edu/cs/cvgl/Stanford_Online_Products.zip is often unreachable: "
+            "use a copy you trust, or give an http(s) mirror as the file's `url` in the config",
+            checksum_origin=NO_CHECKSUM,
+        ),
+    },
 }
+
+# Sources that read the same data from different files: a dataset entry may list the raw files
+# of all of them (only the selected source's are used, see robdml.config).
+SAME_DATA = [("cars196", "cars196_kaggle")]
+
+
+def other_sources(source: str) -> list[str]:
+    """The sources that read the same data as `source` from other files."""
+    return [other for group in SAME_DATA if source in group for other in group if other != source]
+
+
+def allowed_raw_files(source: str) -> list[str]:
+    """The raw-file names a dataset entry of `source` may list: its own, then its alternatives'."""
+    return [name for s in [source, *other_sources(source)] for name in RAW_FILES[s]]
 
 
 class MissingRawFileError(FileNotFoundError):
     """A raw file that must be placed by hand is not there."""
 
 
-def fetch(dataset: str, name: str, entry: dict, raw_file: RawFile, destination: Path) -> None:
+class MisplacedRawFileError(MissingRawFileError):
+    """A raw file is missing, and the raw folder holds another source's files instead."""
+
+
+def misplaced(dataset: str, source: str, raw_folder: Path) -> str | None:
+    """One line saying which source to select when `raw_folder` holds none of `source`'s raw
+    files but another source's of the same data; None otherwise."""
+    present = {path.name for path in raw_folder.iterdir()} if raw_folder.is_dir() else set()
+    if present & set(RAW_FILES[source]):
+        return None  # this source's files are being placed: a missing one is just missing
+    for other in other_sources(source):
+        found = [name for name in RAW_FILES[other] if name in present]
+        if found:
+            return (
+                f"{dataset}: {raw_folder.absolute()} holds {', '.join(found)} (source {other}) "
+                f"instead of {', '.join(RAW_FILES[source])} (the selected source {source}): "
+                f"select {other} with an overlay (--configfile) "
+                f"`datasets: {{{dataset}: {{source: {other}}}}}`"
+            )
+    return None
+
+
+def fetch(
+    dataset: str,
+    name: str,
+    entry: dict,
+    raw_file: RawFile,
+    destination: Path,
+    source: str | None = None,
+) -> None:
     """Download raw file `name` when its config `entry` has a url; otherwise it is placed by
-    hand, and its absence is reported with everything needed to fix it."""
+    hand, and its absence is reported with everything needed to fix it (in one line, when
+    `source` is given and the raw folder holds another source's files instead)."""
     if entry.get("url"):
         download(entry["url"], destination, entry["md5"])
         return
+    message = source and misplaced(dataset, source, destination.parent)
+    if message:
+        raise MisplacedRawFileError(message)
     md5 = entry["md5"] or "none known: record the md5 of your copy in the config"
     raise MissingRawFileError(
         f"{dataset}: raw file {name} is missing (it cannot be downloaded automatically).\n"

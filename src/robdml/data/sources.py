@@ -2,13 +2,19 @@
 
 from pathlib import Path
 
-from robdml.data import cars196, cub200, inshop
+from robdml.data import cars196, cars196_kaggle, cub200, inshop, sop
 from robdml.data.glyphs import class_disjoint_split, render_glyphs
 from robdml.data.image_files import write_image_split
 from robdml.data.prepared import save_split
 
 # JPEG datasets: each module reads its class split (`read_split`); raw files: `raw_files`.
-IMAGE_SOURCES = {"cub200": cub200, "cars196": cars196, "inshop": inshop}
+IMAGE_SOURCES = {
+    "cub200": cub200,
+    "cars196": cars196,
+    "cars196_kaggle": cars196_kaggle,
+    "inshop": inshop,
+    "sop": sop,
+}
 
 
 def prepare_glyphs(spec: dict, train_path: str | Path, test_path: str | Path) -> dict:

@@ -1,8 +1,12 @@
 """Trunks that turn normalised images into a feature vector; the embedding head lives in
 `embedding.py`. Each builder returns (trunk, feature_dim)."""
 
+from pathlib import Path
+
 import torch
 from torch import nn
+
+from robdml.models.weights import read_weights, torchvision_weights
 
 
 class GlobalAvgMaxPool(nn.Module):
@@ -38,26 +42,40 @@ def mlp(in_channels: int, image_size: int, widths: list[int]) -> tuple[nn.Module
     return nn.Sequential(*layers), features
 
 
-def torchvision_classifier(arch: str, pretrained: bool, **kwargs) -> nn.Module:
-    """A torchvision ImageNet classifier; `pretrained` loads torchvision's default weights,
-    downloaded once into $TORCH_HOME (offline and not cached: a RuntimeError saying so)."""
+# What torchvision's builders set when they load ImageNet weights (googlenet: the weights
+# carry the auxiliary heads and expect `transform_input`), so that the state dict fits.
+PRETRAINED_KWARGS = {
+    "googlenet": {"transform_input": True, "aux_logits": True, "init_weights": False}
+}
+
+
+def torchvision_classifier(
+    arch: str, weights: str | None, weights_file: str | Path | None = None, **kwargs
+) -> nn.Module:
+    """A torchvision ImageNet classifier: random (`weights` None), or holding torchvision's
+    weights `weights` read from `weights_file` (fetched beforehand by rule fetch_weights; this
+    never downloads, and a missing file is a MissingWeightsError saying how to fetch it).
+    Built exactly as `torchvision.models.get_model(arch, weights=weights)` builds it."""
     import torchvision
 
-    if not pretrained:
+    if weights is None:
         return torchvision.models.get_model(arch, weights=None, **kwargs)
-    try:
-        return torchvision.models.get_model(arch, weights="DEFAULT", **kwargs)
-    except Exception as error:  # no network / no cached weights
-        raise RuntimeError(
-            f"could not load ImageNet weights for {arch} ({error}); they are downloaded once into "
-            "$TORCH_HOME (default ~/.cache/torch). Download them on a machine with network, or set "
-            "backbones.<name>.pretrained: false"
-        ) from error
+    meta = torchvision_weights(arch, weights).meta
+    state = read_weights(arch, weights, weights_file)
+    kwargs = {**kwargs, **PRETRAINED_KWARGS.get(arch, {}), "num_classes": len(meta["categories"])}
+    net = torchvision.models.get_model(arch, weights=None, **kwargs)
+    net.load_state_dict(state)
+    if arch == "googlenet":  # as torchvision: the auxiliary heads are not pretrained, dropped
+        net.aux_logits = False
+        net.aux1 = net.aux2 = None
+    return net
 
 
-def torchvision_resnet(arch: str, pretrained: bool) -> tuple[nn.Module, int]:
+def torchvision_resnet(
+    arch: str, weights: str | None, weights_file: str | Path | None = None
+) -> tuple[nn.Module, int]:
     """A torchvision ResNet without its classifier, with avg+max pooling."""
-    net = torchvision_classifier(arch, pretrained)
+    net = torchvision_classifier(arch, weights, weights_file)
     feature_dim = net.fc.in_features
     trunk = nn.Sequential(
         net.conv1, net.bn1, net.relu, net.maxpool,
@@ -74,18 +92,18 @@ class GoogLeNetTrunk(nn.Module):
     Its ImageNet weights were ported from TensorFlow and expect pixels scaled to [-1, 1];
     like torchvision's `transform_input`, the input, normalised with the ImageNet mean/std, is
     mapped to that scale. The map is applied with random weights too, so a saved model computes
-    the same function however it was initialised (`load_model` rebuilds with pretrained: false).
+    the same function however it was initialised (`load_model` rebuilds without weights).
     """
 
     IMAGENET_MEAN = (0.485, 0.456, 0.406)
     IMAGENET_STD = (0.229, 0.224, 0.225)
 
-    def __init__(self, pretrained: bool):
+    def __init__(self, weights: str | None, weights_file: str | Path | None = None):
         super().__init__()
-        # with weights torchvision drops the auxiliary heads itself; a random init uses PyTorch's
-        # defaults (torchvision's own GoogLeNet init is slow and deprecated)
-        untrained = {} if pretrained else {"aux_logits": False, "init_weights": False}
-        net = torchvision_classifier("googlenet", pretrained, **untrained)
+        # with weights the auxiliary heads are dropped as torchvision drops them; a random init
+        # uses PyTorch's defaults (torchvision's own GoogLeNet init is slow and deprecated)
+        untrained = {} if weights else {"aux_logits": False, "init_weights": False}
+        net = torchvision_classifier("googlenet", weights, weights_file, **untrained)
         mean, std = torch.tensor(self.IMAGENET_MEAN), torch.tensor(self.IMAGENET_STD)
         self.register_buffer("scale", (std / 0.5).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("shift", ((mean - 0.5) / 0.5).view(1, 3, 1, 1), persistent=False)
@@ -102,16 +120,20 @@ class GoogLeNetTrunk(nn.Module):
         return self.features(images * self.scale + self.shift)
 
 
-def build_trunk(backbone: dict, in_channels: int, image_size: int) -> tuple[nn.Module, int]:
-    """Dispatch on `backbone['arch']` (validated by the config schema)."""
-    arch = backbone["arch"]
+def build_trunk(
+    backbone: dict, in_channels: int, image_size: int, weights_file: str | Path | None = None
+) -> tuple[nn.Module, int]:
+    """Dispatch on `backbone['arch']` (validated by the config schema). A torchvision trunk
+    starts from the ImageNet weights `backbone['weights']` names, read from `weights_file`;
+    with None, from a random init."""
+    arch, weights = backbone["arch"], backbone["weights"]
     if arch == "small_cnn":
         return small_cnn(in_channels, backbone["widths"])
     if arch == "mlp":
         return mlp(in_channels, image_size, backbone["widths"])
     if arch in ("resnet18", "resnet50"):
-        return torchvision_resnet(arch, backbone["pretrained"])
+        return torchvision_resnet(arch, weights, weights_file)
     if arch == "googlenet":
-        trunk = GoogLeNetTrunk(backbone["pretrained"])
+        trunk = GoogLeNetTrunk(weights, weights_file)
         return trunk, trunk.feature_dim
     raise ValueError(f"unknown backbone arch {arch!r}")

@@ -2,6 +2,8 @@
 L2-normalised embeddings out. Normalisation happens inside `forward`, so attack budgets
 (eps) live in pixel space."""
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -13,9 +15,10 @@ RGB_ARCHS = ("resnet18", "resnet50", "googlenet")
 
 
 class EmbeddingModel(nn.Module):
-    """trunk -> linear head -> L2 normalisation."""
+    """trunk -> linear head -> L2 normalisation. A backbone with ImageNet `weights` reads
+    them from `weights_file` (robdml.models.weights)."""
 
-    def __init__(self, backbone: dict, dataset: dict):
+    def __init__(self, backbone: dict, dataset: dict, weights_file: str | Path | None = None):
         super().__init__()
         channels = dataset["channels"]
         self.repeat_to_rgb = backbone["arch"] in RGB_ARCHS and channels == 1
@@ -24,7 +27,9 @@ class EmbeddingModel(nn.Module):
         std = torch.tensor(dataset["std"] * (3 if self.repeat_to_rgb else 1))
         self.register_buffer("mean", mean.view(1, -1, 1, 1))
         self.register_buffer("std", std.view(1, -1, 1, 1))
-        self.trunk, feature_dim = build_trunk(backbone, trunk_channels, dataset["image_size"])
+        self.trunk, feature_dim = build_trunk(
+            backbone, trunk_channels, dataset["image_size"], weights_file
+        )
         self.head = nn.Linear(feature_dim, backbone["embedding_dim"])
 
     def init_head(self, generator: torch.Generator) -> None:

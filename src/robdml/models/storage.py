@@ -20,14 +20,18 @@ def member_generator(seed: int, member: int, part: str) -> torch.Generator:
     return generator(seed, member, INIT_STREAMS[part])
 
 
-def build_members(spec: dict, n_members: int) -> list[EmbeddingModel]:
-    """Fresh members, each trunk and head drawn from its own (seed, member) generator."""
+def build_members(
+    spec: dict, n_members: int, weights_file: str | Path | None = None
+) -> list[EmbeddingModel]:
+    """Fresh members, each trunk and head drawn from its own (seed, member) generator; a
+    trunk with ImageNet weights (spec backbone `weights`) reads them from `weights_file`."""
     members = []
     for index in range(n_members):
         trunk_generator = member_generator(spec["seed"], index, "trunk")
         torch.manual_seed(int(torch.randint(2**62, (1,), generator=trunk_generator)))
-        member = EmbeddingModel(spec["backbone"], spec["dataset"])  # layers draw from torch's
-        member.init_head(member_generator(spec["seed"], index, "head"))  # global generator
+        # the trunk's layers draw from torch's global generator, the head from its own
+        member = EmbeddingModel(spec["backbone"], spec["dataset"], weights_file)
+        member.init_head(member_generator(spec["seed"], index, "head"))
         members.append(member)
     return members
 
@@ -55,7 +59,7 @@ def load_model(
     if payload.get("format") != MODEL_FORMAT:
         raise ValueError(f"{path} is not a {MODEL_FORMAT} file")
     spec = payload["spec"]
-    spec = {**spec, "backbone": {**spec["backbone"], "pretrained": False}}  # weights come from file
+    spec = {**spec, "backbone": {**spec["backbone"], "weights": None}}  # weights come from file
     members = build_members(spec, len(payload["members"]))
     for module, state in zip(members, payload["members"], strict=True):
         module.load_state_dict(state)

@@ -1,0 +1,289 @@
+"""Requested resources: the cost model of robdml.resources, and what the rules request (a dry
+run's `resources:` lines) against it and against benchmarks/gpu_hours.py."""
+
+import copy
+import math
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+from robdml import resources
+from robdml.config import ConfigError, load_config, load_schema, suite_attacks
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import gpu_hours  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def paper():
+    return load_config()
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return load_config(REPO / "config/demo.yaml")
+
+
+def with_changes(config: dict, changes: dict) -> dict:
+    """A deep copy of `config` with `changes` ({'a.b.c': value}) set."""
+    changed = copy.deepcopy(config)
+    for path, value in changes.items():
+        *parents, last = path.split(".")
+        node = changed
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return changed
+
+
+# ------------------------------------------------------------------ the cost model
+
+
+def test_training_time_is_linear_in_epochs_images_and_attack_steps(paper):
+    def seconds(**changes):
+        config = with_changes(paper, changes)
+        return resources.train_seconds(config, "cub200", "resnet50", "pgd_at")
+
+    base = seconds()
+    assert seconds(**{"training.epochs": 120}) == pytest.approx(2 * base)
+    assert seconds(**{"datasets.cub200.counts.train_images": 3 * 5864}) == pytest.approx(3 * base)
+    steps = [seconds(**{"defenses.pgd_at.attack": {**paper["defenses"]["pgd_at"]["attack"],
+                                                  "steps": n}}) for n in (0, 10, 20)]  # fmt: skip
+    assert steps[2] - steps[1] == pytest.approx(steps[1] - steps[0]) and steps[1] > steps[0]
+    # PGD-AT = 1 + steps x an input-gradient pass, in forward+backward passes per image
+    g = paper["resources"]["pass_cost"]["input_gradient"]
+    assert steps[1] / steps[0] == pytest.approx(1 + 10 * g)
+
+
+def test_ensemble_training_time_grows_with_members(paper):
+    """Without a split every member trains on the whole batch (linear in members); with EAT's
+    split each trains on (M - 1) / M of it."""
+
+    def seconds(defense, members):
+        config = with_changes(paper, {f"defenses.{defense}.members": members})
+        return resources.train_seconds(config, "cub200", "resnet50", defense)
+
+    assert seconds("ens_at", 6) == pytest.approx(2 * seconds("ens_at", 3))
+    assert seconds("eat", 5) == pytest.approx(2 * seconds("eat", 3))  # (5 - 1) / (3 - 1)
+    single = resources.train_seconds(paper, "cub200", "resnet50", "pgd_at")
+    assert seconds("ens_at", 3) == pytest.approx(3 * single)
+    # eat_m1 (one member, no split) is PGD-AT
+    assert resources.train_seconds(paper, "cub200", "resnet50", "eat_m1") == pytest.approx(single)
+
+
+def test_attack_time_is_linear_in_steps_restarts_eps_and_members(paper):
+    def seconds(n_eps=5, member=False, defense="vanilla", **changes):
+        config = with_changes(paper, changes)
+        return resources.attack_seconds(
+            config, "cub200", "resnet50", defense, "es", n_eps, member
+        )  # `es`: no k-means, so pure passes
+
+    es = paper["attacks"]["es"]
+    by_steps = [seconds(**{"attacks.es": {**es, "steps": n}}) for n in (10, 20, 30)]
+    assert by_steps[2] - by_steps[1] == pytest.approx(by_steps[1] - by_steps[0])
+    assert by_steps[1] > by_steps[0]
+    by_restarts = [seconds(**{"attacks.es": {**es, "restarts": n}}) for n in (1, 2, 3)]
+    assert by_restarts[2] - by_restarts[1] == pytest.approx(by_restarts[1] - by_restarts[0])
+    assert by_restarts[1] > by_restarts[0]
+    by_eps = [seconds(n) for n in (1, 2, 3)]
+    assert by_eps[2] - by_eps[1] == pytest.approx(by_eps[1] - by_eps[0])
+    assert by_eps[1] > by_eps[0]
+    assert seconds(defense="eat") == pytest.approx(3 * seconds())
+    assert seconds(defense="eat", member=True) == pytest.approx(seconds())
+
+
+def test_refitting_attacks_pay_a_kmeans_per_round(paper):
+    refit = paper["attacks"]["refit"]  # 40 steps in rounds of 5: 8 k-means per eps
+    passes, kmeans = resources.attack_work(refit, 5, paper["resources"]["pass_cost"])
+    assert kmeans == refit["kmeans_n_init"] * (1 + 5 * 8)
+    _, one_round = resources.attack_work({**refit, "refit_every": 40}, 5, {
+        "forward": 0.33, "input_gradient": 0.66})  # fmt: skip
+    assert one_round == refit["kmeans_n_init"]  # one round of one restart: nothing to choose
+    assert resources.attack_work(paper["attacks"]["es"], 5, paper["resources"]["pass_cost"])[1] == 0
+
+
+def test_throughput_scales_with_the_pixel_count(paper):
+    config = with_changes(paper, {"datasets.cub200.image_size": 112})
+    assert resources.throughput(config, "cub200", "resnet50") == pytest.approx(
+        4 * resources.throughput(paper, "cub200", "resnet50")
+    )
+    assert resources.throughput(paper, "cub200", "resnet50") == 1000  # the stated figure
+
+
+def test_the_attempt_scales_every_request(paper):
+    minutes = [resources.train_runtime(paper, "inshop", "resnet50", "eat", a) for a in (1, 2, 3)]
+    seconds = resources.train_seconds(paper, "inshop", "resnet50", "eat")
+    startup, safety = paper["resources"]["startup_min"], paper["resources"]["safety_factor"]
+    assert minutes == [math.ceil(a * (startup + safety * seconds / 60)) for a in (1, 2, 3)]
+    assert minutes[1] >= 2 * minutes[0] - 1 and minutes[2] >= 3 * minutes[0] - 2
+    for kind in ("small", "prepare", "train", "evaluate", "tsne"):
+        one, two = (resources.mem_mb(paper, kind, "cub200", attempt=a) for a in (1, 2))
+        assert two in (2 * one, 2 * one - 1), kind
+    assert (
+        resources.fixed_runtime(paper, "report", 2)
+        == 2 * paper["resources"]["runtime_min"]["report"]
+    )
+
+
+def test_small_rules_ask_for_little(paper, demo):
+    for config in (paper, demo):
+        small = resources.mem_mb(config, "small")
+        torch_job = resources.mem_mb(config, "evaluate", config["run"]["datasets"][0])
+        assert small <= 2000 and small < torch_job
+        assert resources.fixed_runtime(config, "report") <= 10
+    assert resources.mem_mb(demo, "tsne", "glyphs") <= 1100  # glyphs are kilobytes
+    # memory follows the image sets: In-Shop's attack holds more than CUB's
+    assert resources.mem_mb(paper, "attack", "inshop", 5) > resources.mem_mb(
+        paper, "attack", "cub200", 5
+    )
+
+
+def test_every_defense_method_has_a_training_cost(paper):
+    methods = load_schema()["properties"]["defense_methods"]["properties"]
+    assert set(methods) == set(resources.TRAIN_PASSES)
+    for defense in paper["defenses"]:
+        for dataset in paper["datasets"]:
+            minutes = resources.train_runtime(paper, dataset, "resnet50", defense)
+            assert 0 < minutes < 7 * 24 * 60, (dataset, defense, minutes)
+
+
+def test_a_dataset_without_counts_is_one_line(paper):
+    config = copy.deepcopy(paper)
+    del config["datasets"]["cub200"]["counts"]
+    with pytest.raises(ConfigError, match=r"^datasets\.cub200: no `counts`") as error:
+        resources.train_runtime(config, "cub200", "resnet50", "vanilla")
+    assert "\n" not in str(error.value)
+
+
+def test_counts_are_no_part_of_any_spec(paper):
+    """A corrected image count must not retrain or re-prepare anything."""
+    from robdml.config import train_spec
+
+    assert "counts" not in train_spec(paper, "cub200", "resnet50", "vanilla", 0)["dataset"]
+    assert "without_counts(" in (REPO / "workflow/rules/data.smk").read_text()
+
+
+def test_the_cost_model_imports_no_scientific_package(tmp_path):
+    """The Snakefile's planning uses it (tests/test_workflow.py plans with torch blocked)."""
+    code = (
+        "import sys\n"
+        "from robdml.config import load_config\n"
+        "from robdml import resources\n"
+        "config = load_config()\n"
+        "print(resources.train_runtime(config, 'cub200', 'resnet50', 'eat'))\n"
+        "banned = {'torch', 'torchvision', 'numpy', 'sklearn', 'pandas', 'seaborn'}\n"
+        "assert not banned & set(sys.modules), banned & set(sys.modules)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert int(run.stdout) > 0
+
+
+# ------------------------------------------------------------------ the rules and gpu_hours.py
+
+
+def dry_run_output(configfile, tmp_path) -> str:
+    configfiles = [str(REPO / "config" / configfile)]
+    return gpu_hours.dry_run(configfiles, tmp_path)
+
+
+@pytest.fixture(scope="module", params=["demo.yaml", "cub_quick.yaml"])
+def planned(request, tmp_path_factory):
+    """(config, dry run's printed output) of a forced dry run: the demo (kept adversarial sets,
+    CPU) and the smallest paper-rule config (temporary sets, transfer, members, cuda)."""
+    config = load_config(REPO / "config" / request.param)
+    return config, dry_run_output(request.param, tmp_path_factory.mktemp("work"))
+
+
+def expected(config: dict, rule: str, w: dict) -> tuple[int, int]:
+    """(runtime, mem_mb) of a job of `rule` with wildcards `w`, as the cost model gives them
+    for what the job does (sets evaluated, eps attacked)."""
+    eps = len(config["evaluation"]["eps_255"])
+    sweep = suite_attacks(config)
+
+    def eps_of(attack):
+        return eps if attack in sweep else 1
+
+    ids = (config, w.get("dataset"), w.get("backbone"), w.get("defense"))
+    sets = {
+        "evaluate_model": 1 + sum(eps_of(a) for a in config["attacks"]),
+        "evaluate_clean": 1,
+        "evaluate_attack": eps,
+        "evaluate_attack_main_eps": 1,
+        "evaluate_transfer": eps,
+        "evaluate_transfer_main_eps": 1,
+        "evaluate_member": 1 + len(config["attacks"]),
+        "evaluate_from_member": 1,
+    }
+    if rule == "train":
+        return resources.train_runtime(*ids), resources.mem_mb(config, "train", w["dataset"])
+    if rule in ("attack", "attack_main_eps", "attack_member"):
+        member = rule == "attack_member"
+        n_eps = 1 if member else eps_of(w["attack"])
+        return (
+            resources.attack_runtime(*ids, w["attack"], n_eps, member=member),
+            resources.mem_mb(config, "attack", w["dataset"], n_eps),
+        )
+    if rule in sets:
+        member = rule == "evaluate_member"
+        return (
+            resources.evaluate_runtime(*ids, sets[rule], member=member),
+            resources.mem_mb(config, "evaluate", w["dataset"]),
+        )
+    if rule == "prepare_data":
+        return resources.fixed_runtime(config, "prepare"), resources.mem_mb(config, "prepare")
+    if rule == "tsne":
+        return resources.fixed_runtime(config, "report"), resources.mem_mb(
+            config, "tsne", w["dataset"]
+        )
+    assert rule in ("tables", "figures", "sanity"), rule
+    return resources.fixed_runtime(config, "report"), resources.mem_mb(config, "small")
+
+
+def test_every_job_requests_what_the_cost_model_gives(planned):
+    config, output = planned
+    jobs = [job for job in gpu_hours.parse_jobs(output) if "runtime" in job["resources"]]
+    rules = {job["rule"] for job in jobs}
+    assert {"train", "attack", "tables", "tsne", "prepare_data"} <= rules
+    if not config["keep_adversarial_images"]:  # the paper's rules, all of them
+        assert {"evaluate_clean", "evaluate_attack", "evaluate_attack_main_eps",
+                "evaluate_transfer", "evaluate_member", "evaluate_from_member",
+                "attack_main_eps", "attack_member"} <= rules  # fmt: skip
+    for job in jobs:
+        got = (job["resources"]["runtime"], job["resources"]["mem_mb"])
+        assert got == expected(config, job["rule"], job["wildcards"]), job
+
+
+def test_gpu_hours_prints_the_dry_runs_requested_hours(planned, tmp_path):
+    """The command's totals are the sums of the dry run's own `resources:` lines."""
+    config, output = planned
+    lines = re.findall(r"^\s+resources: (.*)$", output, flags=re.M)
+    runtime = [int(m[1]) if (m := re.search(r"\bruntime=(\d+)", line)) else 0 for line in lines]
+    gpus = [int(m[1]) if (m := re.search(r"\bgpu=(\d+)", line)) else 0 for line in lines]
+    configfile = "demo.yaml" if config["device"] == "cpu" else "cub_quick.yaml"
+    run = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks/gpu_hours.py"), "--configfile",
+         str(REPO / "config" / configfile)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = dict(re.findall(r"(\w+)=([\d.]+)", run.stdout.strip().splitlines()[-1]))
+    assert float(result["total_gpu_hours"]) == pytest.approx(
+        sum(g * r for g, r in zip(gpus, runtime, strict=True)) / 60, abs=0.05
+    )
+    assert float(result["job_hours"]) == pytest.approx(sum(runtime) / 60, abs=0.05)
+    assert int(result["jobs"]) == len(lines)
+    if config["device"] == "cuda":
+        assert float(result["total_gpu_hours"]) > 0 and int(result["gpu_jobs"]) > 0
+    else:
+        assert float(result["total_gpu_hours"]) == 0
+    table = run.stdout.splitlines()[:-1]
+    assert table[0].startswith("| defense | jobs | GPU jobs | GPU-hours |")
+    assert [row.split(" | ")[0].lstrip("| ") for row in table[2:-2]] == list(config["defenses"])
