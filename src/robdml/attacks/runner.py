@@ -129,8 +129,9 @@ class Crafting:
         return best, {"agreement_nmi": float(best_agreement), "chosen": chosen}
 
     def craft(self, context: Context, start, eps: float, steps: int, start_generator):
-        """One round of the PGD core over every batch, from `start` (None: random start)."""
-        crafted = []
+        """One round of the PGD core over every batch, from `start` (None: random start), into
+        one preallocated float set (the largest thing an attack job holds)."""
+        crafted = torch.empty(self.images.shape, dtype=as_float(self.images[:1]).dtype)
         for index in tqdm(self.chunks, desc=self.params["method"], mininterval=10, disable=None):
             batch_context = context.batch(index, self.device)
 
@@ -138,24 +139,26 @@ class Crafting:
                 return self.attack.objective(self.model(x), batch_context)
 
             clean = as_float(self.images[index]).to(self.device)
-            crafted.append(
-                pgd(
-                    objective, clean, eps, eps * self.params["step_fraction"], steps,
-                    start_generator, self.params["schedule"],
-                    None if start is None else start[index].to(self.device),
-                ).cpu()
-            )  # fmt: skip
-        return torch.cat(crafted)
+            crafted[index] = pgd(
+                objective, clean, eps, eps * self.params["step_fraction"], steps,
+                start_generator, self.params["schedule"],
+                None if start is None else start[index].to(self.device),
+            ).cpu()  # fmt: skip
+        return crafted
 
     def deliver(self, adversarial: torch.Tensor, eps_255: float) -> torch.Tensor:
-        """The images as delivered: unattacked samples clean, uint8 sets on the pixel grid."""
-        delivered = torch.where(
-            self.attacked.view(-1, *[1] * (adversarial.dim() - 1)),
-            adversarial,
-            as_float(self.images),
+        """The images as delivered: unattacked samples clean, uint8 sets on the pixel grid
+        (batch by batch, so a 224 px set never exists in several float copies at once)."""
+        delivered = torch.empty_like(
+            self.images if self.images.dtype == torch.uint8 else adversarial
         )
-        if self.images.dtype == torch.uint8:
-            return quantize(delivered, self.images, eps_255)
+        for index in self.chunks:
+            attacked = self.attacked[index].view(-1, *[1] * (adversarial.dim() - 1))
+            clean = self.images[index]
+            chunk = torch.where(attacked, adversarial[index], as_float(clean))
+            delivered[index] = (
+                quantize(chunk, clean, eps_255) if clean.dtype == torch.uint8 else chunk
+            )
         return delivered
 
     @torch.no_grad()
