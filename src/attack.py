@@ -8,6 +8,7 @@ import time
 
 from robdml.attacks.runner import attack_test_set
 from robdml.data.prepared import load_split
+from robdml.fast_path import configure_fast_path
 from robdml.io import spec_hash, torch_save
 from robdml.models import load_model
 from robdml.runtime import setup
@@ -25,18 +26,22 @@ def main() -> None:
     parser.add_argument("--member", type=int, help="use this ensemble member alone")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--fast", type=json.loads, help="GPU fast path settings, JSON (config `gpu`; cuda only)"
+    )
     args = parser.parse_args()
     if len(args.out) != len(args.eps):
         parser.error("give exactly one --out per --eps")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     spec = json.loads(args.spec)
     device = setup(args.threads, args.device, spec["attacker_seed"])
+    fast_path = configure_fast_path(device, args.fast)
     model, model_spec = load_model(args.model, device, args.member)
     split = load_split(args.data)
     started = time.perf_counter()
     results = attack_test_set(
         model, split["images"], split["labels"], spec, args.eps,
-        spec["attacker_seed"], spec["batch_size"], device,
+        spec["attacker_seed"], spec["batch_size"], device, fast_path,
     )  # fmt: skip
     seconds = time.perf_counter() - started
     for result, path in zip(results, args.out, strict=True):

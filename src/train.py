@@ -10,6 +10,7 @@ import logging
 import sys
 
 from robdml.data.datasets import load_training_set
+from robdml.fast_path import configure_fast_path
 from robdml.models.weights import MissingWeightsError, WeightsError, check_weights_file
 from robdml.runtime import setup
 from robdml.training import train
@@ -23,6 +24,9 @@ def main() -> None:
     parser.add_argument("--checkpoint", required=True, help="per-epoch checkpoint (resume)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--fast", type=json.loads, help="GPU fast path settings, JSON (config `gpu`; cuda only)"
+    )
     parser.add_argument("--weights", help="ImageNet weights file of the backbone, if it has any")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -30,8 +34,9 @@ def main() -> None:
     try:
         check_weights_file(spec["backbone"], args.weights)  # before any work
         device = setup(args.threads, args.device, spec["seed"])
+        fast_path = configure_fast_path(device, args.fast)
         train_set = load_training_set(args.data, spec["dataset"])
-        train(spec, train_set, args.model, args.checkpoint, device, args.weights)
+        train(spec, train_set, args.model, args.checkpoint, device, args.weights, fast_path)
     except (MissingWeightsError, WeightsError) as error:
         sys.exit(f"error: {error}")
 

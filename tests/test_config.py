@@ -3,6 +3,7 @@
 import copy
 import json
 import re
+import shlex
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ import yaml
 from conftest import REPO
 from robdml.config import (
     ConfigError,
+    device_option,
     load_config,
     load_schema,
     read_config,
@@ -267,6 +269,8 @@ BAD_CONFIGS = [
     ("run.datasets", ["glyph"], r"run\.datasets: no such dataset 'glyph' \(known: "),
     ("device", "gpu", r"device: 'gpu' is not one of \['cpu', 'cuda'\]"),
     ("threads", 0, r"threads: 0 is less than the minimum of 1"),
+    ("gpu.autocast_bf16", "on", r"gpu\.autocast_bf16: 'on' is not of type 'boolean'"),
+    ("gpu.tf32", True, r"gpu: unknown key 'tf32'"),
     ("keep_adversarial_images", "yes", r"keep_adversarial_images: 'yes' is not of type"),
     ("datasets.glyphs.image_size", "16", r"datasets\.glyphs\.image_size: '16' is not of type"),
     ("datasets.glyphs.channels", 2, r"datasets\.glyphs\.channels: 2 is not one of \[1, 3\]"),
@@ -375,3 +379,13 @@ def test_more_tsne_classes_than_test_classes_is_one_line(tmp_path):
     assert run.stderr.strip() == (
         f"error: report.tsne.n_classes: 12 is more than the 3 test classes of {split}"
     )
+
+
+def test_only_cuda_commands_carry_the_gpu_fast_path(demo):
+    """On CPU `--device` is followed by the device alone, as before the fast path existed (the
+    demos' commands and Snakemake's params rerun triggers are unchanged); on cuda by `--fast`
+    and the `gpu` section as one shell word of JSON."""
+    assert device_option(demo) == "cpu"
+    paper = read_config()
+    device, flag, settings = shlex.split(device_option(paper))
+    assert (device, flag, json.loads(settings)) == ("cuda", "--fast", paper["gpu"])

@@ -13,6 +13,8 @@ Any problem stops with one line naming the key, e.g.
 """
 
 import copy
+import json
+import shlex
 from pathlib import Path
 
 import yaml
@@ -297,6 +299,15 @@ def attack_spec(config: dict, attack: str) -> dict:
         "attacker_seed": config["evaluation"]["attack_kmeans_seed"],
         "batch_size": config["evaluation"]["batch_size"],
     }
+
+
+def device_option(config: dict) -> str:
+    """What follows `--device` in the train and attack commands: the device, and on cuda also
+    `--fast` with the `gpu` section (robdml.fast_path). Only on cuda: a CPU job's command and
+    params stay as they were without the fast path, so Snakemake reruns no CPU output."""
+    if config["device"] != "cuda":
+        return config["device"]
+    return f"cuda --fast {shlex.quote(json.dumps(config['gpu'], sort_keys=True))}"
 
 
 def evaluation_spec(config: dict) -> dict:

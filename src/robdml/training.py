@@ -14,7 +14,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from robdml.defenses import StepContext, build_defense
+from robdml.defenses import Defense, StepContext, build_defense
+from robdml.fast_path import FastPath, configure_fast_path
 from robdml.io import spec_hash, torch_save
 from robdml.losses import proxy_anchor_loss
 from robdml.models import build_members, member_generator, save_model
@@ -30,16 +31,22 @@ def train(
     checkpoint_path: str | Path,
     device: torch.device,
     weights_file: str | Path | None = None,
+    fast_path: FastPath | None = None,
 ) -> list[dict]:
     """Train the model described by `spec` on `train_set` (items: float image, label 0..C-1);
     a backbone with ImageNet weights starts from `weights_file` (robdml.models.weights).
+    `fast_path` (None: its defaults for `device`) says how to run on a GPU.
 
     Resumes from `checkpoint_path` when it holds an unfinished run of the same spec; writes
     `model_path` atomically at the end and removes the checkpoint. Returns the per-epoch history.
     """
     recipe, seed = spec["training"], spec["seed"]
+    fast_path = fast_path or configure_fast_path(device)
     defense = build_defense(spec["defense"])
-    members = [member.to(device) for member in build_members(spec, defense.n_members, weights_file)]
+    members = [
+        fast_path.prepare_model(member)
+        for member in build_members(spec, defense.n_members, weights_file)
+    ]
     labels = train_set.labels
     n_classes = int(labels.max()) + 1
     pal_losses = [
@@ -67,25 +74,26 @@ def train(
         history, first_epoch = state["history"], state["epoch"] + 1
         log.info("resuming from %s after epoch %d", checkpoint_path, state["epoch"])
 
+    sampler = EpochBatches()
+    workers = recipe["num_workers"]
+    loader = DataLoader(
+        train_set, batch_sampler=sampler, num_workers=workers, **fast_path.loader_options(workers)
+    )
     for epoch in range(first_epoch, recipe["epochs"]):
         set_epoch(members, optimizer, recipe, epoch)
         epoch_generator = generator(seed, epoch)
         step = StepContext(members, pal_losses, epoch_generator, seed, epoch, recipe["epochs"])
         batches = epoch_batches(len(labels), recipe["batch_size"], epoch_generator)
-        loader = DataLoader(train_set, batch_sampler=batches, num_workers=recipe["num_workers"])
+        sampler.batches = batches
         total = 0.0
         description = f"epoch {epoch + 1}/{recipe['epochs']}"
         progress = tqdm(loader, desc=description, total=len(batches), mininterval=5)
         for (batch_images, batch_labels), batch in zip(progress, batches, strict=True):
             index = torch.tensor([sample for sample, _ in batch])
-            loss = defense.loss(
-                step, batch_images.to(device), batch_labels.to(device), masks[index].to(device)
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            parameters = [p for group in optimizer.param_groups for p in group["params"]]
-            nn.utils.clip_grad_value_(parameters, recipe["grad_clip_value"])
-            optimizer.step()
+            loss = train_step(
+                defense, step, optimizer, batch_images, batch_labels, masks[index],
+                recipe["grad_clip_value"], fast_path,
+            )  # fmt: skip
             total += loss.item()
             progress.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
         history.append({"epoch": epoch + 1, "loss": total / max(len(batches), 1)})
@@ -105,6 +113,43 @@ def train(
     save_model(model_path, spec, [member.cpu() for member in members], history)
     checkpoint_path.unlink(missing_ok=True)
     return history
+
+
+def train_step(
+    defense: Defense,
+    step: StepContext,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    mask: torch.Tensor,
+    grad_clip_value: float,
+    fast_path: FastPath,
+) -> torch.Tensor:
+    """One optimiser step on one batch (the loss under the fast path's autocast, the backward
+    pass outside it, as torch recommends); returns the loss."""
+    device = fast_path.device
+    with fast_path.autocast():
+        loss = defense.loss(step, fast_path.batch(images), labels.to(device), mask.to(device))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    nn.utils.clip_grad_value_(parameters, grad_clip_value)
+    optimizer.step()
+    return loss
+
+
+class EpochBatches:
+    """A DataLoader's batch sampler whose batches each epoch sets: one loader serves the whole
+    run, so its workers can persist across epochs."""
+
+    def __init__(self):
+        self.batches: list[list] = []
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
 
 
 def epoch_batches(n: int, batch_size: int, epoch_generator: torch.Generator) -> list[list]:

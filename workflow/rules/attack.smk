@@ -29,7 +29,7 @@ rule attack:
     params:
         spec=lambda w: as_json(attack_spec(config, w.attack)),
         eps=lambda w: eps_of(w.attack),
-        device=config["device"],
+        device=device_option(config),
         member_option="",
     shell:
         "python {input.script} --spec {params.spec:q} --eps {params.eps}"
@@ -62,5 +62,5 @@ use rule attack as attack_member with:
     params:
         spec=lambda w: as_json(attack_spec(config, w.attack)),
         eps=[MAIN_EPS],
-        device=config["device"],
+        device=device_option(config),
         member_option=lambda w: f"--member {w.member}",

@@ -11,6 +11,7 @@ from robdml.config import (
     DEFAULT_CONFIG,
     ConfigError,
     attack_spec,
+    device_option,
     evaluation_spec,
     load_schema,
     read_yaml,

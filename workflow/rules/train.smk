@@ -28,7 +28,7 @@ rule train:
             train_spec(config, w.dataset, w.backbone, w.defense, int(w.seed))
         ),
         checkpoint=f"{MODEL}/checkpoint.pt",
-        device=config["device"],
+        device=device_option(config),
         # derived from the input, so not a params rerun trigger; empty without weights
         weights=lambda w, input: f" --weights {input.weights}" if input.weights else "",
     shell:

@@ -6,6 +6,9 @@ Static attacks keep, per sample, the restart with the highest objective. Re-fitt
 (`Attack.refits`) run in rounds of `refit_every` steps over the whole set; after each round the
 attacker re-clusters the delivered (8-bit) adversarial set with its own k-means seed, keeps the
 round and restart whose clustering agrees least with its reference (NMI), and re-aims.
+
+On cuda the GPU fast path (robdml.fast_path) applies to crafting; everything measured (the clean
+embeddings, objective values, the re-fitting rounds' embeddings) stays fp32.
 """
 
 import math
@@ -20,6 +23,7 @@ from robdml.attacks.base import Attack, Context
 from robdml.attacks.centroids import kmeans_centroids
 from robdml.attacks.pgd import pgd
 from robdml.embedding import as_float, embed
+from robdml.fast_path import FastPath, configure_fast_path
 from robdml.runtime import generator
 
 
@@ -32,6 +36,7 @@ def attack_test_set(
     seed: int,
     batch_size: int,
     device: torch.device,
+    fast_path: FastPath | None = None,
 ) -> list[dict]:
     """Per eps: adversarial images, which samples were perturbed, the mean objective (first
     round's context) before and after, and for re-fitting attacks the chosen round's agreement.
@@ -41,15 +46,17 @@ def attack_test_set(
     rounded to the pixel grid (inside the eps ball) before anything is measured on them.
     Only a seeded `perturbed_fraction` of the samples is attacked. `seed` seeds the attacker's
     k-means and random starts (the workflow keeps it apart from the evaluation's k-means seeds).
+    `fast_path` (None: its defaults for `device`) says how to run on a GPU.
     """
+    fast_path = fast_path or configure_fast_path(device)
     attack = build_attack(params)
-    model.eval()
-    clean = embed(model, images, batch_size, device)
-    first_context = attack.context(clean, labels, seed)
+    model = fast_path.prepare_model(model).eval()
     attacked = perturbed_mask(len(images), params["perturbed_fraction"], seed)
-    crafting = Crafting(model, attack, images, attacked, params, batch_size, device)
+    crafting = Crafting(model, attack, images, attacked, params, batch_size, fast_path)
+    clean = embed(model, crafting.resident, batch_size, device)
+    first_context = attack.context(clean, labels, seed)
     n_clusters = int(labels.unique().numel())
-    objective_clean = crafting.objective_values(images, first_context).mean().item()
+    objective_clean = crafting.objective_values(crafting.resident, first_context).mean().item()
     results = []
     for eps in eps_255:
         best, record = crafting.run(first_context, eps, seed, n_clusters)
@@ -70,9 +77,10 @@ def attack_test_set(
 class Crafting:
     """One attack against one model on one test set; `run` crafts the set at one eps."""
 
-    def __init__(self, model, attack: Attack, images, attacked, params, batch_size, device):
+    def __init__(self, model, attack: Attack, images, attacked, params, batch_size, fast_path):
         self.model, self.attack, self.images, self.attacked = model, attack, images, attacked
-        self.params, self.device = params, device
+        self.params, self.fast_path, self.device = params, fast_path, fast_path.device
+        self.resident = fast_path.resident(images)  # clean batches are cut from this copy
         self.chunks = torch.arange(len(images)).split(batch_size)
         self.batch_size = batch_size
 
@@ -138,12 +146,13 @@ class Crafting:
             def objective(x, batch_context=batch_context):
                 return self.attack.objective(self.model(x), batch_context)
 
-            clean = as_float(self.images[index]).to(self.device)
-            crafted[index] = pgd(
-                objective, clean, eps, eps * self.params["step_fraction"], steps,
-                start_generator, self.params["schedule"],
-                None if start is None else start[index].to(self.device),
-            ).cpu()  # fmt: skip
+            clean = self.fast_path.batch(as_float(self.resident[index]))
+            with self.fast_path.autocast():
+                crafted[index] = pgd(
+                    objective, clean, eps, eps * self.params["step_fraction"], steps,
+                    start_generator, self.params["schedule"],
+                    None if start is None else self.fast_path.batch(start[index]),
+                ).cpu()  # fmt: skip
         return crafted
 
     def deliver(self, adversarial: torch.Tensor, eps_255: float) -> torch.Tensor:

@@ -42,7 +42,8 @@ class EmbeddingModel(nn.Module):
         if self.repeat_to_rgb:
             images = images.expand(-1, 3, -1, -1)
         features = self.trunk((images - self.mean) / self.std)
-        return F.normalize(self.head(features), dim=1)
+        # fp32 under the GPU fast path's bf16 autocast too: losses and objectives read it
+        return F.normalize(self.head(features).float(), dim=1)
 
 
 class Ensemble(nn.Module):
