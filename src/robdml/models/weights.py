@@ -14,14 +14,13 @@ downloading, so a machine that has loaded those weights before needs no network.
 
 import hashlib
 import logging
-import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
-from robdml.data.download import CHUNK_BYTES, ChecksumError, download
+from robdml.data.download import ChecksumError, download
+from robdml.io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +70,8 @@ def hash_prefix(url: str) -> str:
 
 
 def sha256sum(path: str | Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as file:
-        while chunk := file.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def check_hash_prefix(path: str | Path, prefix: str, shown_as: str) -> None:
@@ -109,25 +105,19 @@ def fetch_file(url: str, destination: str | Path, cache: str | Path) -> None:
     cached = Path(cache) / Path(urlparse(url).path).name
     if not cached.is_file():
         log.info("downloading %s (not in torch.hub's cache %s)", url, cached.parent)
-
-        def verify(part: Path, shown_as: str) -> None:
-            check_hash_prefix(part, prefix, shown_as)
-
-        download(url, destination, md5=None, verify=verify)
+        download(
+            url, destination, md5=None,
+            verify=lambda part, shown_as: check_hash_prefix(part, prefix, shown_as),
+        )  # fmt: skip
         log.info("%s: sha256 starts with %s, as the file name says", destination, prefix)
         return
     log.info("copying %s (torch.hub's cache) to %s", cached, destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.")
-    os.close(descriptor)
-    temporary = Path(name)
-    try:
+
+    def copy_checked(temporary: Path) -> None:
         shutil.copyfile(cached, temporary)
         check_hash_prefix(temporary, prefix, f"{cached} (torch.hub's cache, not copied)")
-        os.replace(temporary, destination)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+
+    atomic_write(destination, copy_checked)
     log.info("%s: sha256 starts with %s, as the file name says", destination, prefix)
 
 
