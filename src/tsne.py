@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from robdml.adversarial import load_adversarial_set
 from robdml.data.prepared import load_split
 from robdml.embedding import embed
 from robdml.figures import tsne_panels
@@ -42,7 +43,7 @@ def main() -> None:
         spec["defenses"], args.models, args.adversarial, strict=True
     ):
         model, _ = load_model(model_path, device)
-        adversarial = torch.load(adversarial_path, weights_only=False)["images"][shown]
+        adversarial = load_adversarial_set(adversarial_path)["images"][shown]
         panels.append(
             {
                 "defense": defense,

@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from conftest import REPO
-from robdml import resources
-from robdml.config import ConfigError, load_config, load_schema, suite_attacks
+from robdml import jobs, resources
+from robdml.config import ConfigError, load_config, load_schema
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import gpu_hours  # noqa: E402
@@ -204,38 +204,25 @@ def planned(request, tmp_path_factory):
 
 def expected(config: dict, rule: str, w: dict) -> tuple[int, int]:
     """(runtime, mem_mb) of a job of `rule` with wildcards `w`, as the cost model gives them
-    for what the job does (sets evaluated, eps attacked)."""
-    eps = len(config["evaluation"]["eps_255"])
-    sweep = suite_attacks(config)
-
-    def eps_of(attack):
-        return eps if attack in sweep else 1
-
+    for what the job does (attacks crafted, sets evaluated)."""
     ids = (config, w.get("dataset"), w.get("backbone"), w.get("defense"))
-    sets = {
-        "evaluate_model": 1 + sum(eps_of(a) for a in config["attacks"]),
-        "evaluate_clean": 1,
-        "evaluate_attack": eps,
-        "evaluate_attack_main_eps": 1,
-        "evaluate_transfer": eps,
-        "evaluate_transfer_main_eps": 1,
-        "evaluate_member": 1 + len(config["attacks"]),
-        "evaluate_from_member": 1,
-    }
     if rule == "train":
         return resources.train_runtime(*ids), resources.mem_mb(config, "train", w["dataset"])
-    if rule in ("attack", "attack_main_eps", "attack_member"):
-        member = rule == "attack_member"
-        n_eps = 1 if member else eps_of(w["attack"])
+    if rule == "attack":
+        n_eps = max(len(jobs.attack_eps(config, a)) for a in jobs.attack_jobs(config)[w["job"]])
         return (
-            resources.attack_runtime(*ids, w["attack"], n_eps, member=member),
+            resources.minutes(config, resources.attack_job_seconds(*ids, w["job"]), 1),
             resources.mem_mb(config, "attack", w["dataset"], n_eps),
         )
-    if rule in sets:
-        member = rule == "evaluate_member"
+    if rule == "attack_members":
         return (
-            resources.evaluate_runtime(*ids, sets[rule], member=member),
-            resources.mem_mb(config, "evaluate", w["dataset"]),
+            resources.minutes(config, resources.members_job_seconds(*ids), 1),
+            resources.mem_mb(config, "attack", w["dataset"], 1),
+        )
+    if rule == "transfer":
+        seconds = resources.transfer_job_seconds(*ids, int(w["seed"]))
+        return resources.minutes(config, seconds, 1), resources.mem_mb(
+            config, "evaluate", w["dataset"]
         )
     if rule == "prepare_data":
         return resources.fixed_runtime(config, "prepare"), resources.mem_mb(config, "prepare")
@@ -253,9 +240,7 @@ def test_every_job_requests_what_the_cost_model_gives(planned):
     rules = {job["rule"] for job in jobs}
     assert {"train", "attack", "tables", "tsne", "prepare_data"} <= rules
     if not config["keep_adversarial_images"]:  # the paper's rules, all of them
-        assert {"evaluate_clean", "evaluate_attack", "evaluate_attack_main_eps",
-                "evaluate_transfer", "evaluate_member", "evaluate_from_member",
-                "attack_main_eps", "attack_member"} <= rules  # fmt: skip
+        assert {"attack_members", "transfer"} <= rules
     for job in jobs:
         got = (job["resources"]["runtime"], job["resources"]["mem_mb"])
         assert got == expected(config, job["rule"], job["wildcards"]), job

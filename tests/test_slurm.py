@@ -24,7 +24,7 @@ from robdml.runtime import claim_gpu, release_gpus
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
-GPU_RULES = {"train", "attack", "evaluate_model", "evaluate_clean", "evaluate_attack"}
+GPU_RULES = {"train", "attack", "attack_members", "transfer"}
 CPU_RULES = {"download", "extract", "prepare_data", "tables", "figures", "sanity", "tsne"}
 
 
@@ -90,7 +90,7 @@ def test_gpu_rules_request_a_gpu_and_cpus_per_gpu_cpu_rules_do_not(tmp_path):
     on_cuda = dry_run_resources(tmp_path, "cuda")
     for rule, lines in on_cuda.items():
         for line in lines:
-            if rule in GPU_RULES or rule.startswith("evaluate_"):  # incl. `use rule` variants
+            if rule in GPU_RULES:
                 assert "gpu=1" in line.split(", ") and f"cpus_per_gpu={threads}" in line, line
             if rule in CPU_RULES or rule == "all":
                 assert not re.search(r"\bgpu=[1-9]", line), (rule, line)
@@ -407,7 +407,7 @@ def test_every_non_local_job_went_through_sbatch(slurm_runs):
         local_rules += local
     rules = set(slurm_ids.values())
     assert {"train", "tables", "figures"} <= rules, rules
-    assert rules & {"attack", "evaluate_model", "evaluate_attack", "evaluate_clean"}, rules
+    assert "attack" in rules, rules
     assert not set(local_rules) & (GPU_RULES | {"tables", "figures"}), local_rules
     records = slurm_records(list(slurm_ids))
     assert set(records) == set(slurm_ids), "SLURM has no record of some jobs"

@@ -19,7 +19,7 @@ def write_result(directory, seed, attack, eps, nmi, defense="vanilla"):
     ids = {"dataset": "d", "backbone": "b", "defense": defense, "seed": seed,
            "attack": attack, "eps_255": eps, "threat": threat, "source": ""}  # fmt: skip
     path = directory / f"{defense}_{seed}_{attack}_{eps}.json"
-    path.write_text(json.dumps({"ids": ids, "metrics": metrics, "config_hash": "x"}))
+    path.write_text(json.dumps({"records": [{"ids": ids, "metrics": metrics, "config_hash": "x"}]}))
     return path
 
 

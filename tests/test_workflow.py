@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from conftest import REPO
-from robdml.config import load_config, read_config, suite_attacks
+from robdml.config import load_config, read_config
+from robdml.jobs import attack_jobs, has_members_job, transfer_targets
 
 
 def snakemake(*args, cwd):
@@ -57,14 +58,25 @@ def test_every_shipped_config_plans_every_training_job_offline(tmp_path, paths):
     assert counts["train"] == n_models
     weights = {(b["arch"], b["weights"]) for b in config["backbones"].values() if b["weights"]}
     assert counts.get("fetch_weights_file", 0) == len(weights)  # once, whatever uses them
-    if config["keep_adversarial_images"]:  # one evaluation job per model
-        assert counts["evaluate_model"] == n_models and "evaluate_clean" not in counts
-    else:  # one per model (clean) and one per attack, which frees its temporary sets
-        assert counts["evaluate_clean"] == n_models
-        assert counts["evaluate_attack"] == n_models * len(suite_attacks(config))
-    sweep = suite_attacks(config)
-    assert counts["attack"] == n_models * len(sweep)
-    assert counts.get("attack_main_eps", 0) == n_models * (len(config["attacks"]) - len(sweep))
+    # per model one job per attack group; an ensemble's members job; a source's transfer job
+    assert counts["attack"] == n_models * len(attack_jobs(config))
+    members_jobs = (
+        n_models
+        // len(config["defenses"])
+        * sum(has_members_job(config, defense) for defense in config["defenses"])
+    )
+    assert counts.get("attack_members", 0) == members_jobs
+    n_sources = (
+        n_models
+        // len(config["defenses"])
+        // len(config["run"]["seeds"])
+        * sum(
+            bool(transfer_targets(config, defense, seed))
+            for defense in config["defenses"]
+            for seed in config["run"]["seeds"]
+        )
+    )
+    assert counts.get("transfer", 0) == n_sources
     for dataset in config["datasets"]:
         assert f"data/{dataset}/train.pt" in run.stdout
     unselected = {"cub200", "cars196", "inshop", "sop", "glyphs"} - set(config["datasets"])
@@ -130,12 +142,14 @@ def test_the_workflow_fetches_weights_locally_before_training(tmp_path):
 
 def test_convergence_overlay_adds_every_stronger_variant_to_the_quick_demo(tmp_path):
     demo, overlay = REPO / "config/demo.yaml", REPO / "config/overlays/convergence.yaml"
-    run = snakemake("-n", "--configfile", str(demo), str(overlay), cwd=tmp_path)
+    run = snakemake("-n", "-p", "--configfile", str(demo), str(overlay), cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    config = load_config(demo)
+    config = load_config(demo, overlay)
     n_models = len(config["defenses"])
-    assert job_counts(run.stdout)["attack_main_eps"] == n_models * 2 * len(suite_attacks(config))
-    assert "cluster_mi_restarts5" in run.stdout and "mi_steps2x" in run.stdout
+    assert job_counts(run.stdout)["attack"] == n_models * 3  # label-free, label-aware, stronger
+    for attack in ["random_target", "cluster_mi", "mi"]:
+        for variant in ["steps2x", "restarts5"]:
+            assert f'"name": "{attack}_{variant}"' in run.stdout
 
 
 def test_default_config_is_the_paper_and_a_configfile_merges_over_it(tmp_path):
@@ -251,10 +265,13 @@ def test_demo_writes_tables_figures_and_metrics_with_provenance(tiny_demo):
     assert set(sanity["threat_model"]) == {"label-free", "label-aware"}
     assert {"label-free NMI", "label-aware NMI"} <= set(main.columns)
     assert sanity["passed"].dtype == bool
-    record = json.loads(
-        (workdir / "results/metrics/glyphs/cnn/vanilla/seed0/centroid/eps8.json").read_text()
-    )
-    assert record["ids"]["attack"] == "centroid" and record["ids"]["eps_255"] == 8
+    metrics = workdir / "results/metrics/glyphs/cnn/vanilla/seed0"
+    job = json.loads((metrics / "label_free.json").read_text())
+    assert [(r["ids"]["attack"], r["ids"]["eps_255"]) for r in job["records"]] == [
+        ("clean", 0), ("centroid", 4), ("centroid", 8)
+    ]  # fmt: skip
+    assert job["seconds"]["work"] > 0
+    record = job["records"][2]
     assert record["ids"]["threat"] == "whitebox"
     assert record["versions"]["torch"].startswith("2.14.1")
     assert record["config"]["model"]["defense"] == {"method": "vanilla"}
@@ -275,6 +292,7 @@ def test_demo_rerun_is_a_no_op_and_an_attack_change_reruns_only_downstream(tiny_
     changed.write_text(yaml.safe_dump(config))
     counts = job_counts(snakemake("-n", "--configfile", str(changed), cwd=workdir).stdout)
     assert "train" not in counts and "prepare_data" not in counts
-    assert counts["attack"] == 3  # centroid, for every defense
-    assert counts["attack_main_eps"] == 3  # and its stronger variant (check b)
-    assert "evaluate_transfer" in counts  # pgd_at attacked with vanilla's new examples
+    # centroid's job and its stronger variant's (check b), for every defense; not mi's
+    assert counts["attack"] == 6
+    assert counts["attack_members"] == 1  # eat2's members attacked with centroid
+    assert counts["transfer"] == 1  # pgd_at and eat2 attacked with vanilla's new examples

@@ -21,6 +21,7 @@ the whole image sets it holds at its peak, also times `attempt`.
 import math
 from collections.abc import Callable
 
+from robdml import jobs
 from robdml.config import ConfigError, defense_spec
 
 Passes = Callable[[dict, dict], float]
@@ -205,33 +206,44 @@ def train_runtime(config: dict, dataset: str, backbone: str, defense: str, attem
     return minutes(config, train_seconds(config, dataset, backbone, defense), attempt)
 
 
-def attack_runtime(
-    config: dict,
-    dataset: str,
-    backbone: str,
-    defense: str,
-    attack: str,
-    n_eps: int,
-    attempt: int = 1,
-    member: bool = False,
-) -> int:
-    """Minutes of one attack job (attack_seconds)."""
-    seconds = attack_seconds(config, dataset, backbone, defense, attack, n_eps, member)
-    return minutes(config, seconds, attempt)
+def attack_job_seconds(config: dict, dataset: str, backbone: str, defense: str, job: str) -> float:
+    """Work of one attack job (robdml.jobs): each attack over its eps, each set it crafts
+    evaluated on the model and, at the main eps, on every member evaluated alone; the first
+    job also evaluates the clean test set."""
+    spec = jobs.attack_job_spec(config, defense, config["run"]["seeds"][0], job)
+    seconds = 0.0
+    for attack in spec["attacks"]:
+        n_eps = len(attack["eps_255"])
+        seconds += attack_seconds(config, dataset, backbone, defense, attack["name"], n_eps)
+        seconds += evaluate_seconds(config, dataset, backbone, defense, n_eps)
+        seconds += spec["members"] * evaluate_seconds(
+            config, dataset, backbone, defense, 1, member=True
+        )
+    return seconds + spec["clean"] * evaluate_seconds(config, dataset, backbone, defense, 1)
 
 
-def evaluate_runtime(
-    config: dict,
-    dataset: str,
-    backbone: str,
-    defense: str,
-    n_sets: int,
-    attempt: int = 1,
-    member: bool = False,
-) -> int:
-    """Minutes of one evaluate job (evaluate_seconds)."""
-    seconds = evaluate_seconds(config, dataset, backbone, defense, n_sets, member)
-    return minutes(config, seconds, attempt)
+def members_job_seconds(config: dict, dataset: str, backbone: str, defense: str) -> float:
+    """Work of an ensemble's members job: per member its clean evaluation and each member
+    attack (crafted on the member, evaluated on the ensemble)."""
+    spec = jobs.members_job_spec(config, defense)
+    per_member = spec["clean"] * evaluate_seconds(config, dataset, backbone, defense, 1, True)
+    for attack in spec["attacks"]:
+        per_member += attack_seconds(
+            config, dataset, backbone, defense, attack["name"], 1, member=True
+        )
+        per_member += evaluate_seconds(config, dataset, backbone, defense, 1)
+    return spec["members"] * per_member
+
+
+def transfer_job_seconds(
+    config: dict, dataset: str, backbone: str, defense: str, seed: int
+) -> float:
+    """Work of a transfer job: every transferred set evaluated on every target."""
+    n_sets = len(jobs.transfer_sets(config))
+    return sum(
+        evaluate_seconds(config, dataset, backbone, target, n_sets)
+        for target, _ in jobs.transfer_targets(config, defense, seed)
+    )
 
 
 def fixed_runtime(config: dict, kind: str, attempt: int = 1) -> int:

@@ -1,7 +1,7 @@
-"""Result tables from the per-evaluation JSON files (pandas).
+"""Result tables from the jobs' metrics JSONs (pandas).
 
-`long`: one row per JSON. `main`: per (dataset, backbone, defense), clean metrics next to the
-worst case over each threat model's attack suite at the main eps (robdml.worst_case), as
+`long`: one row per metrics record. `main`: per (dataset, backbone, defense), clean metrics
+next to the worst case over each threat model's attack suite at the main eps (robdml.worst_case), as
 mean ± std over seeds (over k-means seeds when there is one training seed), with the chance
 NMI. `attacks`: every attack's NMI at the main eps and which one is the worst case. Transfer
 (black-box) rows stay in `long` and feed the sanity checks.
@@ -21,11 +21,14 @@ MAIN_METRICS = {"nmi": "NMI", "ari": "ARI", "f1": "F1", "recall@1": "R@1"}
 
 
 def load_results(paths: list[str | Path]) -> pd.DataFrame:
-    """One row per metrics JSON: identifiers, metrics, config hash."""
+    """One row per metrics record of the jobs' JSONs (robdml.evaluation): identifiers,
+    metrics, config hash."""
     rows = []
     for path in paths:
-        result = json.loads(Path(path).read_text())
-        rows.append({**result["ids"], **result["metrics"], "config_hash": result["config_hash"]})
+        for result in json.loads(Path(path).read_text())["records"]:
+            rows.append(
+                {**result["ids"], **result["metrics"], "config_hash": result["config_hash"]}
+            )
     frame = pd.DataFrame(rows)
     return frame.sort_values(IDS, kind="stable").reset_index(drop=True)
 

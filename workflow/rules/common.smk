@@ -2,6 +2,7 @@
 
 import json
 import sys
+from functools import cache
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -10,15 +11,24 @@ from robdml import resources as cost_model
 from robdml.config import (
     DEFAULT_CONFIG,
     ConfigError,
-    attack_spec,
     device_option,
     evaluation_spec,
     load_schema,
     read_yaml,
-    suite_attacks,
     train_spec,
     validate_config,
     without_counts,
+)
+from robdml.adversarial import set_name
+from robdml.jobs import (
+    attack_job_spec,
+    attack_jobs,
+    has_members_job,
+    job_of,
+    members_job_spec,
+    transfer_sets,
+    transfer_targets,
+    tsne_set,
 )
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -94,10 +104,7 @@ check_target_names(command_line_targets())
 DATA = f"{config['data_root']}/{{dataset}}"
 WEIGHTS = f"{config['weights_root']}/{{arch}}/{{weights}}.pth"
 MODEL = "results/models/{dataset}/{backbone}/{defense}/seed{seed}"
-ADVERSARIAL = "results/adversarial/{dataset}/{backbone}/{defense}/seed{seed}/{attack}"
-SOURCE_ADVERSARIAL = (  # a transfer source's adversarial test sets
-    "results/adversarial/{dataset}/{backbone}/{source_defense}/seed{source_seed}/{attack}"
-)
+ADVERSARIAL = "results/adversarial/{dataset}/{backbone}/{defense}/seed{seed}/{job}"
 METRICS = "results/metrics/{dataset}/{backbone}/{defense}/seed{seed}"
 LOGS = "results/logs"
 BENCHMARKS = "results/benchmarks"
@@ -116,32 +123,35 @@ def train_runtime(wildcards, attempt):
     return cost_model.train_runtime(config, w.dataset, w.backbone, w.defense, attempt)
 
 
+# The DAG asks for these once per job (thousands in the paper grid): computed once per key.
+@cache
+def job_spec(defense, seed, job):
+    return as_json(attack_job_spec(config, defense, int(seed), job))
+
+
+@cache
+def attack_job_seconds(dataset, backbone, defense, job):
+    return cost_model.attack_job_seconds(config, dataset, backbone, defense, job)
+
+
 def attack_runtime(wildcards, attempt):
-    """The whole model, over the attack's eps (every eps for the suites, else the main one)."""
-    w, n_eps = wildcards, len(eps_of(wildcards.attack))
-    return cost_model.attack_runtime(
-        config, w.dataset, w.backbone, w.defense, w.attack, n_eps, attempt
-    )
-
-
-def member_attack_runtime(wildcards, attempt):
-    """One ensemble member alone, at the main eps."""
     w = wildcards
-    return cost_model.attack_runtime(
-        config, w.dataset, w.backbone, w.defense, w.attack, 1, attempt, member=True
+    seconds = attack_job_seconds(w.dataset, w.backbone, w.defense, w.job)
+    return cost_model.minutes(config, seconds, attempt)
+
+
+def members_runtime(wildcards, attempt):
+    w = wildcards
+    seconds = cost_model.members_job_seconds(config, w.dataset, w.backbone, w.defense)
+    return cost_model.minutes(config, seconds, attempt)
+
+
+def transfer_runtime(wildcards, attempt):
+    w = wildcards
+    seconds = cost_model.transfer_job_seconds(
+        config, w.dataset, w.backbone, w.defense, int(w.seed)
     )
-
-
-def evaluate_runtime(n_sets, member=False):
-    """Runtime of an evaluate rule whose jobs each evaluate `n_sets` test sets."""
-
-    def runtime(wildcards, attempt):
-        w = wildcards
-        return cost_model.evaluate_runtime(
-            config, w.dataset, w.backbone, w.defense, n_sets, attempt, member
-        )
-
-    return runtime
+    return cost_model.minutes(config, seconds, attempt)
 
 
 def fixed_runtime(kind):
@@ -157,29 +167,15 @@ def mem_mb(kind):
 
 
 def attack_mem_mb(wildcards, attempt):
-    """An attack keeps one adversarial set per eps of its job (a member's: the main eps)."""
-    n_eps = 1 if wildcards.get("member") is not None else len(eps_of(wildcards.attack))
+    """An attack keeps one adversarial set per eps of the attack it runs."""
+    attacks = json.loads(job_spec(wildcards.defense, SEEDS[0], wildcards.job))[
+        "attacks"
+    ]
+    n_eps = max(len(attack["eps_255"]) for attack in attacks)
     return cost_model.mem_mb(config, "attack", wildcards.dataset, n_eps, attempt)
 
 
-EPS = [f"{eps:g}" for eps in config["evaluation"]["eps_255"]]  # path form: 8, 0.5
-MAIN_EPS = f"{config['report']['main_eps_255']:g}"
-SWEEP_ATTACKS = suite_attacks(
-    config
-)  # the suites run at every eps, the others at the main eps
-MAIN_EPS_ATTACKS = [a for a in config["attacks"] if a not in SWEEP_ATTACKS]
-
-
-def per_eps(pattern, eps_list=EPS):
-    """One path per eps; the other wildcards stay wildcards."""
-    return [pattern.replace("{eps}", eps) for eps in eps_list]
-
-
-def eps_of(attack):
-    """Sweep attacks run at every eps, the others at the main eps only."""
-    return EPS if attack in SWEEP_ATTACKS else [MAIN_EPS]
-
-
+ATTACK_JOBS = list(attack_jobs(config))
 MODEL_IDS = [
     {"dataset": d, "backbone": b, "defense": f, "seed": s}
     for d in config["datasets"]
@@ -187,71 +183,19 @@ MODEL_IDS = [
     for f in config["defenses"]
     for s in SEEDS
 ]
-CLEAN_METRICS = [f"{METRICS}/clean.json".format(**ids) for ids in MODEL_IDS]
-# kept adversarial sets: one evaluate job per model (workflow/rules/evaluate.smk)
-WHITEBOX_PER_MODEL = config["keep_adversarial_images"]
-WHITEBOX = [(a, eps) for a in config["attacks"] for eps in eps_of(a)]
-WHITEBOX_SETS = [
-    f"{ADVERSARIAL}/eps{eps}.pt".replace("{attack}", a) for a, eps in WHITEBOX
-]
-WHITEBOX_METRICS = [f"{METRICS}/{a}/eps{eps}.json" for a, eps in WHITEBOX]
-ATTACK_METRICS = [path.format(**ids) for ids in MODEL_IDS for path in WHITEBOX_METRICS]
-TRANSFER = "transfer/{source_defense}_seed{source_seed}/{attack}"
-
-
-def transfer_sources(ids):
-    """(defense, seed) of the source models whose examples are transferred to model `ids`."""
-    offset = config["transfer"]["source_seed_offset"]
-    source_seed = SEEDS[(SEEDS.index(ids["seed"]) + offset) % len(SEEDS)]
-    return [
-        (defense, source_seed)
-        for defense in config["transfer"]["source_defenses"]
-        if (defense, source_seed) != (ids["defense"], ids["seed"])
-    ]
-
-
-TRANSFER_METRICS = [
-    f"{METRICS}/{TRANSFER}/eps{{eps}}.json".format(
-        **ids, source_defense=sd, source_seed=ss, attack=a, eps=eps
-    )
-    for ids in MODEL_IDS
-    for sd, ss in transfer_sources(ids)
-    for a in config["transfer"]["attacks"]
-    for eps in eps_of(a)
-]
-MEMBER = "member{member}"
-MEMBER_ADVERSARIAL = (  # crafted on one ensemble member alone
-    "results/adversarial/{dataset}/{backbone}/{defense}/seed{seed}/member{member}/{attack}"
-)
-ENSEMBLE_IDS = [
-    {**ids, "member": m}
-    for ids in MODEL_IDS
-    if config["defenses"][ids["defense"]].get("members", 1) > 1
-    for m in range(config["defenses"][ids["defense"]]["members"])
-]
-MEMBER_ATTACKS = config["ensemble_members"]["attacks"]
-MEMBER_OUTPUTS = [f"{METRICS}/{MEMBER}/clean.json"] + [
-    f"{METRICS}/{MEMBER}/{attack}/eps{MAIN_EPS}.json" for attack in config["attacks"]
-]  # a member alone: clean, then the ensemble's adversarial sets at the main eps
-MEMBER_METRICS = [
-    path.format(**ids)
-    for ids in ENSEMBLE_IDS
-    if config["ensemble_members"]["evaluate"]
-    for path in MEMBER_OUTPUTS
-]
-FROM_MEMBER_METRICS = [
-    f"{METRICS}/from_{MEMBER}/{{attack}}/eps{{eps}}.json".format(
-        **ids, attack=a, eps=MAIN_EPS
-    )
-    for ids in ENSEMBLE_IDS
-    for a in MEMBER_ATTACKS
+MEMBERS_JOB_DEFENSES = [d for d in config["defenses"] if has_members_job(config, d)]
+TRANSFER_SETS = transfer_sets(config)
+TRANSFER_SOURCES = [
+    ids for ids in MODEL_IDS if transfer_targets(config, ids["defense"], ids["seed"])
 ]
 ALL_METRICS = (
-    CLEAN_METRICS
-    + ATTACK_METRICS
-    + TRANSFER_METRICS
-    + MEMBER_METRICS
-    + FROM_MEMBER_METRICS
+    [f"{METRICS}/{job}.json".format(**ids) for ids in MODEL_IDS for job in ATTACK_JOBS]
+    + [
+        f"{METRICS}/members.json".format(**ids)
+        for ids in MODEL_IDS
+        if ids["defense"] in MEMBERS_JOB_DEFENSES
+    ]
+    + [f"{METRICS}/transfer.json".format(**ids) for ids in TRANSFER_SOURCES]
 )
 TABLES = expand("results/tables/main.{ext}", ext=["csv", "md", "tex"])
 SANITY = expand("results/sanity/sanity.{ext}", ext=["csv", "md"])
@@ -292,83 +236,76 @@ def as_json(spec):
     return json.dumps(spec, sort_keys=True)
 
 
-def adversarial_outputs(eps_list):
-    """temp() in the paper config: 224 px adversarial test sets are gigabytes each."""
-    outputs = per_eps(f"{ADVERSARIAL}/eps{{eps}}.pt", eps_list)
-    return outputs if config["keep_adversarial_images"] else [temp(o) for o in outputs]
+def adversarial_directory():
+    """The sets an attack job keeps; temp() in the paper config, where only transfer and
+    t-SNE read a few of them (224 px adversarial test sets are gigabytes each)."""
+    directory_ = directory(ADVERSARIAL)
+    return directory_ if config["keep_adversarial_images"] else temp(directory_)
 
 
-def member_inputs(wildcards):
-    """A member alone is evaluated on the clean test set and the ensemble's main-eps sets."""
-    ids = {**wildcards, "eps": MAIN_EPS}
+def model_ids(wildcards):
+    w = wildcards
+    return as_json(
+        {
+            "dataset": w.dataset,
+            "backbone": w.backbone,
+            "defense": w.defense,
+            "seed": int(w.seed),
+        }
+    )
+
+
+def set_path(ids, attack, eps_255):
+    """An adversarial set inside the directory of the attack job that crafts it."""
+    directory_ = ADVERSARIAL.format(**ids, job=job_of(config, attack))
+    return f"{directory_}/{set_name(attack, eps_255)}"
+
+
+def transfer_target_ids(wildcards):
+    w = wildcards
+    return [
+        {"dataset": w.dataset, "backbone": w.backbone, "defense": d, "seed": s}
+        for d, s in transfer_targets(config, w.defense, int(w.seed))
+    ]
+
+
+def transfer_inputs(wildcards):
+    """A transfer job reads its source's kept sets and every target model."""
+    source = {**wildcards, "seed": int(wildcards.seed)}
+    jobs = sorted({job_of(config, attack) for attack, _ in TRANSFER_SETS})
     return {
-        "model": f"{MODEL}/model.pt".format(**ids),
-        "images": [f"{DATA}/test.pt".format(**ids)]
-        + [
-            f"{ADVERSARIAL}/eps{{eps}}.pt".format(**ids, attack=a)
-            for a in config["attacks"]
+        "sets": [ADVERSARIAL.format(**source, job=job) for job in jobs],
+        "models": [
+            f"{MODEL}/model.pt".format(**ids) for ids in transfer_target_ids(wildcards)
         ],
     }
 
 
-def member_ids(wildcards):
-    """Identifiers of a member's metrics: clean first, then one per attack (main eps)."""
-    source = f"member{wildcards.member}"
-    clean = json.loads(evaluation_ids(wildcards, "clean", [0], "member", source))
-    attacked = [
-        json.loads(evaluation_ids(wildcards, attack, [MAIN_EPS], "member", source))[0]
-        for attack in config["attacks"]
-    ]
-    return as_json(clean + attacked)
+def transfer_set_paths(wildcards):
+    source = {**wildcards, "seed": int(wildcards.seed)}
+    return [set_path(source, attack, eps) for attack, eps in TRANSFER_SETS]
 
 
 def tsne_inputs(wildcards):
     """Models and adversarial test sets (first seed, main eps) shown in the t-SNE figure."""
-    tsne = config["report"]["tsne"]
-    ids = {
-        **wildcards,
-        "seed": SEEDS[0],
-        "attack": tsne["attack"],
-        "eps": MAIN_EPS,
-    }
-    return {
-        "models": [
-            f"{MODEL}/model.pt".format(**ids, defense=d) for d in tsne["defenses"]
-        ],
-        "adversarial": [
-            f"{ADVERSARIAL}/eps{{eps}}.pt".format(**ids, defense=d)
-            for d in tsne["defenses"]
-        ],
-        "data": f"{DATA}/test.pt".format(**ids),
-    }
-
-
-def whitebox_ids(wildcards):
-    """Identifiers of the outputs of evaluate_model, in order (clean, then every attack, eps)."""
-    clean = json.loads(evaluation_ids(wildcards, "clean", [0], "clean"))
-    attacked = [
-        json.loads(evaluation_ids(wildcards, attack, [eps], "whitebox"))[0]
-        for attack, eps in WHITEBOX
+    attack, eps = tsne_set(config)
+    shown = [
+        {**wildcards, "seed": SEEDS[0], "defense": d}
+        for d in config["report"]["tsne"]["defenses"]
     ]
-    return as_json(clean + attacked)
+    return {
+        "models": [f"{MODEL}/model.pt".format(**ids) for ids in shown],
+        "sets": [
+            ADVERSARIAL.format(**ids, job=job_of(config, attack)) for ids in shown
+        ],
+        "data": f"{DATA}/test.pt".format(**wildcards),
+    }
 
 
-def evaluation_ids(wildcards, attack, eps_list, threat, source=""):
-    """Identifiers of the metrics JSONs of one evaluate job, one entry per eps; `threat` is
-    clean, whitebox or transfer, `source` the model a transferred attack was crafted on.
-    """
-    return as_json(
-        [
-            {
-                "dataset": wildcards.dataset,
-                "backbone": wildcards.backbone,
-                "defense": wildcards.defense,
-                "seed": int(wildcards.seed),
-                "attack": attack,
-                "eps_255": float(eps),
-                "threat": threat,
-                "source": source,
-            }
-            for eps in eps_list
-        ]
-    )
+def tsne_set_paths(wildcards):
+    attack, eps = tsne_set(config)
+    shown = [
+        {**wildcards, "seed": SEEDS[0], "defense": d}
+        for d in config["report"]["tsne"]["defenses"]
+    ]
+    return [set_path(ids, attack, eps) for ids in shown]

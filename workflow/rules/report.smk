@@ -130,7 +130,8 @@ rule tsne:
     params:
         spec=as_json(config["report"]["tsne"]),
         stem="results/figures/tsne_{dataset}_{backbone}",
+        sets=tsne_set_paths,
     shell:
         "python {input.script} --spec {params.spec:q} --models {input.models}"
-        " --adversarial {input.adversarial} --data {input.data} --out-stem {params.stem}"
+        " --adversarial {params.sets} --data {input.data} --out-stem {params.stem}"
         " --threads {threads} > {log} 2>&1"

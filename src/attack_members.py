@@ -1,0 +1,48 @@
+"""Rule attack_members: an ensemble's members alone (clean test set) and attacks crafted on one
+member, evaluated on the whole ensemble (robdml.jobs)."""
+
+import argparse
+import json
+import logging
+import time
+
+IMPORTS_STARTED = time.perf_counter()
+
+from robdml.data.prepared import load_split  # noqa: E402  (imports: start-up, not work)
+from robdml.evaluation import write_records  # noqa: E402
+from robdml.fast_path import configure_fast_path  # noqa: E402
+from robdml.models import load_model  # noqa: E402
+from robdml.robustness import members_job  # noqa: E402
+from robdml.runtime import setup  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--job", required=True, help="JSON: robdml.jobs.members_job_spec")
+    parser.add_argument("--evaluation", required=True, help="JSON: the `evaluation` config")
+    parser.add_argument("--ids", required=True, help="JSON: the model's dataset/backbone/...")
+    parser.add_argument("--seed", type=int, required=True, help="the attacker's seed")
+    parser.add_argument("--model", required=True, help="trained ensemble file")
+    parser.add_argument("--data", required=True, help="prepared test split")
+    parser.add_argument("--metrics", required=True, help="output: the job's metrics JSON")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--fast", type=json.loads, help="GPU fast path settings, JSON (config `gpu`; cuda only)"
+    )
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    started = time.perf_counter()
+    device = setup(args.threads, args.device, args.seed)
+    fast_path = configure_fast_path(device, args.fast)
+    records = members_job(
+        lambda member: load_model(args.model, device, member), load_split(args.data),
+        json.loads(args.job), json.loads(args.evaluation), json.loads(args.ids), device,
+        fast_path,
+    )  # fmt: skip
+    seconds = {"imports": started - IMPORTS_STARTED, "work": time.perf_counter() - started}
+    write_records(args.metrics, records, seconds)
+
+
+if __name__ == "__main__":
+    main()

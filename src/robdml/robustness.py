@@ -1,0 +1,176 @@
+"""The work of the workflow's per-model jobs (robdml.jobs): craft adversarial test sets and
+evaluate them in the same process, so a set is written only where a later job reads it.
+
+- `attack_job`: a group of attacks against one model, every attack at its eps; each set
+  evaluated on the model (white-box) and, at the main eps, on each ensemble member alone.
+- `members_job`: an ensemble's members alone on the clean test set, and attacks crafted on
+  one member evaluated on the whole ensemble.
+- `transfer_job`: the adversarial sets crafted on one model evaluated on the models they
+  target (black-box transfer).
+Each returns its metrics records (robdml.evaluation).
+"""
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from robdml.adversarial import (
+    attack_record,
+    load_adversarial_set,
+    save_adversarial_set,
+    set_name,
+)
+from robdml.attacks.runner import attack_test_set
+from robdml.evaluation import ids_of, record
+from robdml.fast_path import FastPath
+from robdml.io import spec_hash
+
+# loads a trained model (or, with a member index, one ensemble member alone): (model, spec)
+LoadModel = Callable[[int | None], tuple[torch.nn.Module, dict]]
+
+
+def attack_job(
+    load: LoadModel,
+    split: dict,
+    job: dict,
+    evaluation: dict,
+    model_ids: dict,
+    sets_dir: str | Path,
+    device: torch.device,
+    fast_path: FastPath,
+) -> list[dict]:
+    """Records of one attack job (`job`: robdml.jobs.attack_job_spec); writes the sets it
+    keeps into `sets_dir`."""
+    model, model_spec = load(None)
+    members = [load(m) for m in range(job["members"])]
+    records = []
+    if job["clean"]:
+        clean = ids_of(model_ids, "clean", 0, "clean")
+        records.append(record(model, model_spec, split["images"], split, clean, evaluation, device))
+    keep = {(name, float(eps)) for name, eps in job["keep"]}
+    for attack in job["attacks"]:
+        name, spec = attack["name"], attack["spec"]
+        started = time.perf_counter()
+        results = attack_test_set(
+            model, split["images"], split["labels"], spec, attack["eps_255"],
+            spec["attacker_seed"], spec["batch_size"], device, fast_path,
+        )  # fmt: skip
+        seconds = time.perf_counter() - started
+        for result in results:
+            eps = result["eps_255"]
+            logging.info(
+                "%s at eps %g/255: objective %.4f -> %.4f", name, eps,
+                result["objective_clean"], result["objective_adversarial"],
+            )  # fmt: skip
+            source = {"attack": spec, "source_model_spec_hash": spec_hash(model_spec),
+                      "seconds_all_eps": seconds}  # fmt: skip
+            described = attack_record(result | source)
+            whitebox = ids_of(model_ids, name, eps, "whitebox")
+            records.append(
+                record(
+                    model,
+                    model_spec,
+                    result["images"],
+                    split,
+                    whitebox,
+                    evaluation,
+                    device,
+                    described,
+                )  # fmt: skip
+            )
+            if eps == job["main_eps_255"]:
+                for index, (member, member_spec) in enumerate(members):
+                    ids = ids_of(model_ids, name, eps, "member", f"member{index}")
+                    records.append(
+                        record(
+                            member,
+                            member_spec,
+                            result["images"],
+                            split,
+                            ids,
+                            evaluation,
+                            device,
+                            described,
+                        )  # fmt: skip
+                    )
+            if (name, eps) in keep:
+                save_adversarial_set(Path(sets_dir) / set_name(name, eps), result, split, source)
+    return records
+
+
+def members_job(
+    load: LoadModel,
+    split: dict,
+    job: dict,
+    evaluation: dict,
+    model_ids: dict,
+    device: torch.device,
+    fast_path: FastPath,
+) -> list[dict]:
+    """Records of an ensemble's members job (`job`: robdml.jobs.members_job_spec)."""
+    ensemble, ensemble_spec = load(None)
+    records = []
+    for index in range(job["members"]):
+        member, member_spec = load(index)
+        source = f"member{index}"
+        if job["clean"]:
+            ids = ids_of(model_ids, "clean", 0, "member", source)
+            records.append(record(member, member_spec, split["images"], split, ids, evaluation,
+                                  device))  # fmt: skip
+        for attack in job["attacks"]:
+            name, spec = attack["name"], attack["spec"]
+            results = attack_test_set(
+                member, split["images"], split["labels"], spec, attack["eps_255"],
+                spec["attacker_seed"], spec["batch_size"], device, fast_path,
+            )  # fmt: skip
+            for result in results:
+                described = attack_record(
+                    result | {"attack": spec, "source_model_spec_hash": spec_hash(member_spec)}
+                )
+                ids = ids_of(model_ids, name, result["eps_255"], "member_attack", source)
+                records.append(
+                    record(
+                        ensemble,
+                        ensemble_spec,
+                        result["images"],
+                        split,
+                        ids,
+                        evaluation,
+                        device,
+                        described,
+                    )  # fmt: skip
+                )
+    return records
+
+
+def transfer_job(
+    targets: list[tuple[dict, torch.nn.Module, dict]],
+    sets: list[tuple[str, str | Path]],
+    source: str,
+    evaluation: dict,
+    device: torch.device,
+) -> list[dict]:
+    """Records of every adversarial set in `sets` ((attack name, path), crafted on model
+    `source`) evaluated on every target ((ids, model, spec)). Each set is read once."""
+    records = []
+    for name, path in sets:
+        adversarial = load_adversarial_set(path)
+        described = attack_record(adversarial)
+        for target_ids, model, model_spec in targets:
+            ids = ids_of(target_ids, name, adversarial["eps_255"], "transfer", source)
+            records.append(
+                record(
+                    model,
+                    model_spec,
+                    adversarial["images"],
+                    adversarial,
+                    ids,
+                    evaluation,
+                    device,
+                    described,
+                )  # fmt: skip
+            )
+    return records

@@ -1,0 +1,46 @@
+"""Rule transfer: the adversarial sets crafted on one model evaluated on every model they
+target (black-box transfer; robdml.jobs)."""
+
+import argparse
+import json
+import logging
+import time
+
+IMPORTS_STARTED = time.perf_counter()
+
+from robdml.evaluation import write_records  # noqa: E402  (imports: start-up, not work)
+from robdml.models import load_model  # noqa: E402
+from robdml.robustness import transfer_job  # noqa: E402
+from robdml.runtime import setup  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--evaluation", required=True, help="JSON: the `evaluation` config")
+    parser.add_argument("--source", required=True, help="the source model, e.g. vanilla/seed1")
+    parser.add_argument("--targets", required=True, help="JSON list: each target's ids")
+    parser.add_argument("--models", nargs="+", required=True, help="one per target")
+    parser.add_argument("--names", nargs="+", required=True, help="attack of each --sets file")
+    parser.add_argument("--sets", nargs="+", required=True, help="adversarial sets")
+    parser.add_argument("--metrics", required=True, help="output: the job's metrics JSON")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    targets = json.loads(args.targets)
+    if len(targets) != len(args.models) or len(args.names) != len(args.sets):
+        parser.error("give one --models per target and one --names per --sets")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    started = time.perf_counter()
+    evaluation = json.loads(args.evaluation)
+    device = setup(args.threads, args.device, evaluation["kmeans_seeds"][0])
+    models = [
+        (ids, *load_model(path, device)) for ids, path in zip(targets, args.models, strict=True)
+    ]
+    sets = list(zip(args.names, args.sets, strict=True))
+    records = transfer_job(models, sets, args.source, evaluation, device)
+    seconds = {"imports": started - IMPORTS_STARTED, "work": time.perf_counter() - started}
+    write_records(args.metrics, records, seconds)
+
+
+if __name__ == "__main__":
+    main()
