@@ -381,11 +381,11 @@ def test_more_tsne_classes_than_test_classes_is_one_line(tmp_path):
     )
 
 
-def test_only_cuda_commands_carry_the_gpu_fast_path(demo):
-    """On CPU `--device` is followed by the device alone, as before the fast path existed (the
-    demos' commands and Snakemake's params rerun triggers are unchanged); on cuda by `--fast`
-    and the `gpu` section as one shell word of JSON."""
-    assert device_option(demo) == "cpu"
+def test_each_device_command_carries_its_own_fast_path_section(demo):
+    """`--device` is followed by `--fast` and the device's section as one shell word of JSON:
+    `cpu` on CPU, `gpu` on cuda."""
+    device, flag, settings = shlex.split(device_option(demo))
+    assert (device, flag, json.loads(settings)) == ("cpu", "--fast", demo["cpu"])
     paper = read_config()
     device, flag, settings = shlex.split(device_option(paper))
     assert (device, flag, json.loads(settings)) == ("cuda", "--fast", paper["gpu"])

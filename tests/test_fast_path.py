@@ -1,5 +1,6 @@
 """The GPU fast path (robdml.fast_path) is exactly off on CPU: a CPU job's results are
-bit-identical whatever the config's `gpu` section says. Forced on CPU (no GPU here), its
+bit-identical whatever the config's `gpu` section says (channels_last, the `cpu` section's one
+setting, aside). Forced on CPU (no GPU here), its
 channels_last layout and its autocast (CPU's) compute what the plain path does, up to rounding."""
 
 import contextlib
@@ -50,9 +51,11 @@ def attacked(model, fast_path) -> dict:
     return attack_test_set(model, images, labels, MI, [16.0], 0, 16, CPU, fast_path)[0]
 
 
-def test_on_cpu_every_part_is_off_and_nothing_process_wide_is_set(monkeypatch):
+def test_on_cpu_only_channels_last_can_be_on_and_nothing_process_wide_is_set(monkeypatch):
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
-    fast_path = configure_fast_path("cpu", ALL_ON)
+    assert configure_fast_path("cpu") == FastPath(CPU)
+    assert configure_fast_path("cpu", ALL_ON) == FastPath(CPU, channels_last=True)
+    fast_path = configure_fast_path("cpu", {**ALL_ON, "channels_last": False})
     assert fast_path == FastPath(CPU)
     assert torch.backends.cudnn.benchmark is False
     images = torch.rand(2, 1, 4, 4)
@@ -77,15 +80,16 @@ def test_on_cuda_everything_is_on_by_default_and_each_setting_switches_off(monke
 def test_cpu_training_and_attack_are_bit_identical_with_the_gpu_settings_on_and_off(
     tmp_path, two_step_spec
 ):
-    states = {}
-    for name, settings in (("on", ALL_ON), ("off", ALL_OFF)):
+    """bf16 autocast and cuDNN's autotuner never apply on CPU."""
+    states, gpu_only = {}, {**ALL_ON, "channels_last": False}
+    for name, settings in (("on", gpu_only), ("off", ALL_OFF)):
         (tmp_path / name).mkdir()
         fast_path = configure_fast_path("cpu", settings)
         states[name] = trained_state(two_step_spec, tmp_path / name, fast_path)
     for key, value in states["on"].items():
         assert torch.equal(value, states["off"][key]), key
     model, _ = load_model(tmp_path / "on/model.pt")
-    on = attacked(model, configure_fast_path("cpu", ALL_ON))
+    on = attacked(model, configure_fast_path("cpu", gpu_only))
     off = attacked(model, configure_fast_path("cpu", ALL_OFF))
     assert torch.equal(on["images"], off["images"])
     assert on["objective_adversarial"] == off["objective_adversarial"]

@@ -302,12 +302,10 @@ def attack_spec(config: dict, attack: str) -> dict:
 
 
 def device_option(config: dict) -> str:
-    """What follows `--device` in the train and attack commands: the device, and on cuda also
-    `--fast` with the `gpu` section (robdml.fast_path). Only on cuda: a CPU job's command and
-    params stay as they were without the fast path, so Snakemake reruns no CPU output."""
-    if config["device"] != "cuda":
-        return config["device"]
-    return f"cuda --fast {shlex.quote(json.dumps(config['gpu'], sort_keys=True))}"
+    """What follows `--device` in the train and attack commands: the device and `--fast` with
+    its fast-path section (robdml.fast_path): `gpu` on cuda, `cpu` on CPU."""
+    section = config["gpu"] if config["device"] == "cuda" else config["cpu"]
+    return f"{config['device']} --fast {shlex.quote(json.dumps(section, sort_keys=True))}"
 
 
 def evaluation_spec(config: dict) -> dict:

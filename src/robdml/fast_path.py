@@ -1,4 +1,5 @@
-"""The GPU fast path: what training and attack jobs do differently on cuda to run faster.
+"""The fast path: what training and attack jobs do differently to run faster, on cuda (the
+config's `gpu` section) and on CPU (its `cpu` section: channels_last only).
 
 On cuda, by default: bf16 autocast for the training step and for crafting adversarial
 examples (convolutions and matrix products in bf16; torch keeps softmax, log, exp and sums in
@@ -8,8 +9,11 @@ and persistent workers in the training loader, and the whole uint8 test set on t
 an attack runs. The first three can change results beyond noise, so the config's `gpu`
 section switches each (README "GPU fast path"); the rest only move data sooner.
 
-On any other device every part is off, exactly: the CPU path runs the same operations as
-without this module (tests/test_fast_path.py checks bit-identical results).
+On CPU only channels_last can be on (`cpu.channels_last`: the small CNN's max-pooling and
+convolutions run faster in that layout, README "Performance"); it changes results at the
+rounding level only. Every other part is off on CPU, exactly: with channels_last off, the CPU
+path runs the same operations as without this module (tests/test_fast_path.py checks
+bit-identical results). Evaluation never uses it: it measures with the plain model.
 """
 
 import contextlib
@@ -70,8 +74,11 @@ class FastPath:
 def configure_fast_path(device: torch.device | str, settings: dict | None = None) -> FastPath:
     """The fast path for `device`: on cuda, `settings` (the config's `gpu` section: autocast_bf16,
     channels_last, cudnn_benchmark; None: all on) and cuDNN's autotuner set to match (a
-    process-wide switch); on any other device, all off and nothing set."""
+    process-wide switch); on CPU, channels_last from `settings` (the `cpu` section; None: off)
+    and nothing else; on any other device, all off. Nothing process-wide is set off cuda."""
     device = torch.device(device)
+    if device.type == "cpu":
+        return FastPath(device, channels_last=bool((settings or {}).get("channels_last")))
     if device.type != "cuda":
         return FastPath(device)
     fast_path = FastPath(device, **{**GPU_DEFAULTS, **(settings or {})})

@@ -43,8 +43,10 @@ def attack_job(
     fast_path: FastPath,
 ) -> list[dict]:
     """Records of one attack job (`job`: robdml.jobs.attack_job_spec); writes the sets it
-    keeps into `sets_dir`."""
+    keeps into `sets_dir`. The attacks craft on their own copy of the model (the fast path
+    may change its layout); every set is measured with the plain one."""
     model, model_spec = load(None)
+    attacked, _ = load(None)
     members = [load(m) for m in range(job["members"])]
     records = []
     if job["clean"]:
@@ -55,7 +57,7 @@ def attack_job(
         name, spec = attack["name"], attack["spec"]
         started = time.perf_counter()
         results = attack_test_set(
-            model, split["images"], split["labels"], spec, attack["eps_255"],
+            attacked, split["images"], split["labels"], spec, attack["eps_255"],
             spec["attacker_seed"], spec["batch_size"], device, fast_path,
         )  # fmt: skip
         seconds = time.perf_counter() - started
@@ -115,6 +117,7 @@ def members_job(
     records = []
     for index in range(job["members"]):
         member, member_spec = load(index)
+        attacked, _ = load(index)  # crafted on this copy, measured with the plain one
         source = f"member{index}"
         if job["clean"]:
             ids = ids_of(model_ids, "clean", 0, "member", source)
@@ -123,7 +126,7 @@ def members_job(
         for attack in job["attacks"]:
             name, spec = attack["name"], attack["spec"]
             results = attack_test_set(
-                member, split["images"], split["labels"], spec, attack["eps_255"],
+                attacked, split["images"], split["labels"], spec, attack["eps_255"],
                 spec["attacker_seed"], spec["batch_size"], device, fast_path,
             )  # fmt: skip
             for result in results:
