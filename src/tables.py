@@ -1,44 +1,42 @@
-"""Rule tables: all metrics JSONs -> long.csv, main.{csv,md,tex} and the attacks, paired and
-members tables."""
+"""Rule tables: all metrics JSONs and the jobs' benchmark files -> results/tables/: long.csv,
+main, attacks, transfer and cost as .csv/.md/.tex, paired and members as .csv/.md.
+
+The benchmark files (train, attack, attack_members, transfer) are read from --benchmark-root,
+not declared as inputs: Snakemake would rerun a training job whose benchmark file is missing
+(e.g. models copied in from another run). A rerun job changes metrics too, so the tables
+rerun whenever a benchmark file does."""
 
 import argparse
 import json
 from pathlib import Path
 
-from robdml.tables import write_tables
+from robdml.tables import Grid, write_tables
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--inputs", required=True, help="file listing the metrics JSONs")
     parser.add_argument("--main-eps", type=float, required=True, help="eps (/255) of main table")
-    parser.add_argument("--long", required=True, type=Path)
-    parser.add_argument("--csv", required=True, type=Path)
-    parser.add_argument("--md", required=True, type=Path)
-    parser.add_argument("--tex", required=True, type=Path)
     parser.add_argument("--suites", required=True, help="the `attack_suites` config, as JSON")
-    parser.add_argument("--attacks-csv", required=True, type=Path)
-    parser.add_argument("--attacks-md", required=True, type=Path)
     parser.add_argument("--baselines", nargs="*", default=[], help="defenses to pair against")
-    parser.add_argument("--paired-csv", required=True, type=Path)
-    parser.add_argument("--paired-md", required=True, type=Path)
-    parser.add_argument("--members-csv", required=True, type=Path)
-    parser.add_argument("--members-md", required=True, type=Path)
+    parser.add_argument(
+        "--grid",
+        required=True,
+        help="the run's selection in config order, as JSON: {datasets, backbones, defenses, seeds}",
+    )
+    parser.add_argument("--transfer", default="{}", help="the `transfer` config, as JSON")
+    parser.add_argument("--kmeans-seeds", type=int, help="k-means seeds per evaluation")
+    parser.add_argument(
+        "--benchmark-root", required=True, type=Path, help="the jobs' benchmark files (cost)"
+    )
+    parser.add_argument("--out-dir", required=True, type=Path)
     args = parser.parse_args()
     paths = Path(args.inputs).read_text().split()
-    out = {
-        "long": args.long,
-        "csv": args.csv,
-        "md": args.md,
-        "tex": args.tex,
-        "paired_csv": args.paired_csv,
-        "paired_md": args.paired_md,
-        "members_csv": args.members_csv,
-        "members_md": args.members_md,
-        "attacks_csv": args.attacks_csv,
-        "attacks_md": args.attacks_md,
-    }
-    write_tables(paths, args.main_eps, args.baselines, json.loads(args.suites), out)
+    grid = Grid.from_config(json.loads(args.grid), json.loads(args.transfer))
+    write_tables(
+        paths, args.main_eps, args.baselines, json.loads(args.suites), args.out_dir,
+        grid=grid, kmeans_seeds=args.kmeans_seeds, benchmark_root=args.benchmark_root,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

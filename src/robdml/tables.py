@@ -1,13 +1,24 @@
-"""Result tables from the jobs' metrics JSONs (pandas).
+"""Result tables from the jobs' metrics JSONs and benchmark files (pandas).
 
 `long`: one row per metrics record. `main`: per (dataset, backbone, defense), clean metrics
-next to the worst case over each threat model's attack suite at the main eps (robdml.worst_case), as
-mean ± std over seeds (over k-means seeds when there is one training seed), with the chance
-NMI. `attacks`: every attack's NMI at the main eps and which one is the worst case. Transfer
-(black-box) rows stay in `long` and feed the sanity checks.
+next to the worst case over each threat model's attack suite at the main eps (robdml.worst_case),
+as mean ± std over training seeds (over k-means seeds when there is one training seed), with
+the chance NMI. `attacks`: every white-box attack's NMI at the main eps and which one is the
+worst case. `transfer`: each target defense's NMI under examples crafted on each source defense
+(black-box). `cost`: wall time of every job, from Snakemake's benchmark files. `paired` and
+`members`: seed-paired differences to baselines, and ensembles vs their members.
+
+main, attacks, transfer and cost are written as CSV (for analysis), Markdown and LaTeX (for
+reading): rows in the run's order of datasets, backbones and defenses, the best mean of each
+numeric column (per dataset and backbone) in bold, and under the table every run of the grid
+that is missing from it (a model without a clean record, a suite attack without a record):
+listed, never dropped silently.
 """
 
+import itertools
 import json
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +28,10 @@ from robdml.worst_case import LABEL_FREE, MODEL, threat_models, worst_case
 
 IDS = ["dataset", "backbone", "defense", "seed", "threat", "source", "attack", "eps_255"]
 GROUP = ["dataset", "backbone", "defense"]
+BLOCK = ["dataset", "backbone"]  # the best value is bolded within each block
 MAIN_METRICS = {"nmi": "NMI", "ari": "ARI", "f1": "F1", "recall@1": "R@1"}
+MISSING = "–"  # a cell without a value
+JOB_KINDS = ["train", "attack", "members", "transfer"]  # benchmark files the cost table reads
 
 
 def load_results(paths: list[str | Path]) -> pd.DataFrame:
@@ -33,6 +47,116 @@ def load_results(paths: list[str | Path]) -> pd.DataFrame:
     return frame.sort_values(IDS, kind="stable").reset_index(drop=True)
 
 
+# -- the grid: which models the run expects, in its order --------------------------------------
+
+
+@dataclass
+class Grid:
+    """The run's selection in config order (`run`: datasets, backbones, defenses, seeds) and
+    per model the transfer sources (`defense/seed{s}`) whose examples it is evaluated on."""
+
+    datasets: list[str]
+    backbones: list[str]
+    defenses: list[str]
+    seeds: list[int]
+    transfer_sources: dict[tuple, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, run: dict, transfer: dict | None = None) -> "Grid":
+        """From the `run` selection (lists) and the `transfer` config section."""
+        from robdml.jobs import transfer_sources
+
+        grid = cls(
+            list(run["datasets"]), list(run["backbones"]), list(run["defenses"]),
+            [int(seed) for seed in run["seeds"]],
+        )  # fmt: skip
+        if transfer and transfer.get("attacks"):
+            config = {"run": {"seeds": grid.seeds}, "transfer": transfer}
+            for model in grid.models():
+                sources = transfer_sources(config, model[2], model[3])
+                grid.transfer_sources[model] = [f"{d}/seed{s}" for d, s in sources]
+        return grid
+
+    @classmethod
+    def from_results(cls, long: pd.DataFrame) -> "Grid":
+        """The models the results contain (sorted): without a config, nothing counts as
+        missing but suite attacks of a model that has others."""
+        models = long[long["threat"].isin(["clean", "whitebox"])]
+        return cls(*(sorted(models[key].unique().tolist()) for key in MODEL))
+
+    def models(self) -> list[tuple]:
+        return list(itertools.product(self.datasets, self.backbones, self.defenses, self.seeds))
+
+
+def order_rows(frame: pd.DataFrame, grid: Grid) -> pd.DataFrame:
+    """Rows in the grid's order of datasets, backbones and defenses (names outside the grid
+    after, sorted); stable otherwise."""
+    orders = {"dataset": grid.datasets, "backbone": grid.backbones, "defense": grid.defenses}
+    keys = []
+    for column, order in orders.items():
+        if column in frame:
+            rank = {name: i for i, name in enumerate(order)}
+            keys.append(column)
+            frame = frame.assign(**{f"_{column}_rank": frame[column].map(rank)})
+    ranks = [f"_{column}_rank" for column in keys]
+    frame = frame.sort_values(
+        [part for column in keys for part in (f"_{column}_rank", column)], kind="stable"
+    )
+    return frame.drop(columns=ranks).reset_index(drop=True)
+
+
+def table_index(long: pd.DataFrame, grid: Grid) -> pd.MultiIndex:
+    """(dataset, backbone, defense) of every expected group and of every group with records,
+    in the grid's order."""
+    expected = pd.DataFrame(
+        list(itertools.product(grid.datasets, grid.backbones, grid.defenses)), columns=GROUP
+    )
+    present = long[GROUP].drop_duplicates() if len(long) else expected.iloc[:0]
+    groups = pd.concat([expected, present]).drop_duplicates()
+    return pd.MultiIndex.from_frame(order_rows(groups, grid))
+
+
+def model_name(model: tuple) -> str:
+    dataset, backbone, defense, seed = model
+    return f"{dataset}/{backbone}/{defense} seed {seed}"
+
+
+def missing_runs(long: pd.DataFrame, grid: Grid, eps_255: float, suites: dict) -> list[str]:
+    """One line per expected model that lacks records: no records at all, no clean record,
+    or suite attacks missing at `eps_255` (robdml.worst_case's `n_attacks` per threat model,
+    with the names of the missing attacks)."""
+    clean = set(map(tuple, long.loc[long["threat"] == "clean", MODEL].to_numpy().tolist()))
+    whitebox = long[(long["threat"] == "whitebox") & (long["eps_255"] == eps_255)]
+    found = {
+        name: at_eps(worst_case(long, attacks), eps_255).set_index(MODEL)["n_attacks"]
+        for name, attacks in threat_models(suites).items()
+    }
+    suite = list(dict.fromkeys(sum(threat_models(suites).values(), [])))
+    notes = []
+    for model in grid.models():
+        counts = {name: int(worst.get(model, 0)) for name, worst in found.items()}
+        complete = all(counts[name] == len(a) for name, a in threat_models(suites).items())
+        if model in clean and complete:
+            continue
+        if model not in clean and not any(counts.values()):
+            notes.append(f"{model_name(model)}: no records (its jobs did not run or failed)")
+            continue
+        parts = [] if model in clean else ["no clean record"]
+        if not complete:
+            rows = whitebox[(whitebox[MODEL] == pd.Series(model, index=MODEL)).all(axis=1)]
+            absent = [attack for attack in suite if attack not in set(rows["attack"])]
+            counted = ", ".join(
+                f"{name} suite {counts[name]} of {len(attacks)} attacks"
+                for name, attacks in threat_models(suites).items()
+            )
+            parts.append(f"no {', '.join(absent)} at eps {eps_255:g}/255 ({counted})")
+        notes.append(f"{model_name(model)}: {'; '.join(parts)}")
+    return notes
+
+
+# -- statistics -----------------------------------------------------------------------------------
+
+
 def at_eps(worst: pd.DataFrame, eps_255: float) -> pd.DataFrame:
     return worst[worst["eps_255"] == eps_255]
 
@@ -44,51 +168,418 @@ def mean_std(values: pd.Series, sign: str = "") -> str:
     return f"{values.mean():{sign}.3f} ± {values.std(ddof=1):.3f}"
 
 
-def cell(frame: pd.DataFrame, metric: str) -> pd.Series:
-    """Per defense: mean ± std over training seeds; with one seed, ± its k-means std."""
+def seed_stats(frame: pd.DataFrame, metric: str, keys: list[str] = GROUP) -> pd.DataFrame:
+    """Per group of `keys`: `mean` and `std` of `metric` over its rows (training seeds),
+    `n` rows; a group of one row takes its k-means std (`<metric>_std`) where measured."""
+    grouped = frame.groupby(keys)[metric]
+    stats = pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=1), "n": grouped.size()})
     std = f"{metric}_std"
-
-    def one(group: pd.DataFrame) -> str:
-        if len(group) == 1 and std in group and pd.notna(group[std].iloc[0]):
-            return f"{group[metric].iloc[0]:.3f} ± {group[std].iloc[0]:.3f}"
-        return mean_std(group[metric])
-
-    return frame.groupby(GROUP).apply(one, include_groups=False)
+    if std in frame:
+        single = stats["n"] == 1
+        stats.loc[single, "std"] = frame.groupby(keys)[std].first()[single]
+    return stats
 
 
-def main_table(long: pd.DataFrame, eps_255: float, suites: dict) -> pd.DataFrame:
+# -- one table, three formats -------------------------------------------------------------------
+
+
+@dataclass
+class Table:
+    """Numeric columns (`mean`, `std`: same index and columns; NaN std: the mean alone, NaN
+    mean: no value) then text columns, over an index of identifiers. `best`: numeric column ->
+    "max" or "min", the mean shown in bold within each dataset/backbone block (others: never
+    bold). `groups`: LaTeX header groups (label, columns). `notes`: printed under the table."""
+
+    name: str
+    caption: str
+    mean: pd.DataFrame
+    std: pd.DataFrame
+    text: pd.DataFrame
+    best: dict[str, str]
+    notes: list[str]
+    decimals: int = 3
+    groups: list[tuple[str, list[str]]] = field(default_factory=list)
+
+    def cell(self, column: str, row) -> str:
+        mean, std = self.mean.at[row, column], self.std.at[row, column]
+        if pd.isna(mean):
+            return MISSING
+        if pd.isna(std):
+            return f"{mean:.{self.decimals}f}"
+        return f"{mean:.{self.decimals}f} ± {std:.{self.decimals}f}"
+
+    def bold(self) -> pd.DataFrame:
+        """True where a cell holds its column's best mean (as printed) within its block;
+        a block whose values are all equal (or one) has no best."""
+        marks = pd.DataFrame(False, index=self.mean.index, columns=self.mean.columns)
+        names = list(self.mean.index.names)
+        blocks = [name for name in BLOCK if name in names]
+        groups = (
+            self.mean.groupby(level=blocks, sort=False)
+            if blocks
+            else [(None, self.mean)]  # one block
+        )
+        for _, block in groups:
+            for column, direction in self.best.items():
+                values = block[column].round(self.decimals).dropna()
+                if values.nunique() < 2:  # one value, or all equal: no best
+                    continue
+                target = values.max() if direction == "max" else values.min()
+                marks.loc[values.index[values == target], column] = True
+        return marks
+
+    def frame(self, bold: str | None = None) -> pd.DataFrame:
+        """The printed table: identifiers, cells, text columns; best cells as `bold` % cell."""
+        marks = self.bold()
+        cells = {}
+        for column in self.mean.columns:
+            cells[column] = [
+                (bold % text if bold and marks.at[row, column] else text)
+                for row in self.mean.index
+                for text in [self.cell(column, row)]
+            ]
+        frame = pd.DataFrame(cells, index=self.mean.index)
+        frame = pd.concat([frame, self.text.reindex(self.mean.index).fillna(MISSING)], axis=1)
+        return frame.reset_index()
+
+    def notes_text(self) -> str:
+        if not self.notes:
+            return ""
+        return "Missing from the grid (not in the values above):\n\n" + "".join(
+            f"- {note}\n" for note in self.notes
+        )
+
+    def markdown(self) -> str:
+        table = self.frame(bold="**%s**").to_markdown(index=False, disable_numparse=True)
+        notes = self.notes_text()
+        return f"{self.caption}\n\n{table}\n" + (f"\n{notes}" if notes else "")
+
+    def latex(self) -> str:
+        """booktabs table: `\\toprule/\\midrule/\\bottomrule`, a `\\midrule` between
+        dataset/backbone blocks, bold best cells, missing runs as a note under the tabular."""
+        frame = self.frame(bold=r"\textbf{%s}")
+        ids = list(self.mean.index.names)
+        align = "l" * len(ids) + "r" * len(self.mean.columns) + "l" * len(self.text.columns)
+        lines = [
+            r"% needs \usepackage{booktabs}",
+            r"\begin{table}[htbp]",
+            r"\centering",
+            rf"\caption{{{latex_escape(self.caption)}}}",
+            rf"\label{{tab:{self.name}}}",
+            rf"\begin{{tabular}}{{{align}}}",
+            r"\toprule",
+        ]
+        columns = list(frame.columns)
+        headers = [latex_escape(column) for column in columns]
+        if self.groups:
+            top, rules, position = [], [], 0
+            grouped = {column: label for label, members in self.groups for column in members}
+            while position < len(columns):
+                label = grouped.get(columns[position])
+                if label is None:
+                    top.append("")
+                    position += 1
+                    continue
+                span = 1
+                following = columns[position + 1 :]
+                while span <= len(following) and grouped.get(following[span - 1]) == label:
+                    span += 1
+                top.append(rf"\multicolumn{{{span}}}{{c}}{{{latex_escape(label)}}}")
+                rules.append(rf"\cmidrule(lr){{{position + 1}-{position + span}}}")
+                for offset in range(span):
+                    column = columns[position + offset]
+                    headers[position + offset] = latex_escape(column.replace(label, "").strip())
+                position += span
+            lines += [" & ".join(top) + r" \\", " ".join(rules)]
+        lines += [" & ".join(headers) + r" \\", r"\midrule"]
+        previous = None
+        for _, row in frame.iterrows():
+            block = tuple(row[name] for name in BLOCK if name in ids)
+            if previous is not None and block != previous:
+                lines.append(r"\midrule")
+            previous = block
+            cells = [latex_escape(str(value), keep_commands=True) for value in row]
+            lines.append(" & ".join(cells) + r" \\")
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        if self.notes:
+            notes = "; ".join(self.notes)
+            lines.append(
+                r"\par\smallskip{\footnotesize Missing from the grid (not in the values above): "
+                f"{latex_escape(notes)}.}}"
+            )
+        lines.append(r"\end{table}")
+        return "\n".join(lines) + "\n"
+
+    def write(self, out_dir: Path, csv: bool = True) -> None:
+        """{name}.csv (unless the caller writes its own), .md and .tex in `out_dir`."""
+        if csv:
+            frame = self.frame()
+            atomic_write(out_dir / f"{self.name}.csv", lambda tmp: frame.to_csv(tmp, index=False))
+        atomic_write(out_dir / f"{self.name}.md", lambda tmp: tmp.write_text(self.markdown()))
+        atomic_write(out_dir / f"{self.name}.tex", lambda tmp: tmp.write_text(self.latex()))
+
+
+LATEX = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "±": r"$\pm$", "Δ": r"$\Delta$", "–": "--", "→": r"$\to$", "≥": r"$\geq$",
+}  # fmt: skip
+
+
+def latex_escape(text: str, keep_commands: bool = False) -> str:
+    """`text` with LaTeX's special characters escaped; `keep_commands`: a cell wrapped in
+    \\textbf{...} keeps the command."""
+    if keep_commands and text.startswith(r"\textbf{") and text.endswith("}"):
+        return r"\textbf{" + latex_escape(text[len(r"\textbf{") : -1]) + "}"
+    return "".join(LATEX.get(char, char) for char in text)
+
+
+def empty_frame(index: pd.MultiIndex) -> pd.DataFrame:
+    return pd.DataFrame(index=index)
+
+
+def stats_table(index: pd.MultiIndex, columns: dict[str, pd.DataFrame]) -> tuple:
+    """(mean, std) frames over `index` from {column: seed_stats(...)}."""
+    mean, std = empty_frame(index), empty_frame(index)
+    for column, stats in columns.items():
+        mean[column] = stats["mean"].reindex(index).astype(float)
+        std[column] = stats["std"].reindex(index).astype(float)
+    return mean, std
+
+
+def plural(n: int) -> str:
+    return "" if n == 1 else "s"
+
+
+def run_text(grid: Grid, kmeans_seeds: int | None, long: pd.DataFrame) -> str:
+    """How many training and k-means seeds each value averages, and the chance NMI."""
+    seeds = len(grid.seeds)
+    text = f"{seeds} training seed{plural(seeds)}"
+    if kmeans_seeds:
+        text += f", each evaluated with {kmeans_seeds} k-means seed{plural(kmeans_seeds)}"
+    text += (
+        "; mean ± std over training seeds (one seed: ± std over the k-means seeds)"
+        if seeds > 1
+        else "; ± std over the k-means seeds"
+    )
+    if "nmi_chance" in long and long["nmi_chance"].notna().any():
+        chance = long.groupby("dataset")["nmi_chance"].mean()
+        chance = chance.reindex([d for d in grid.datasets if d in chance] + [
+            d for d in chance.index if d not in grid.datasets
+        ])  # fmt: skip
+        text += ". Chance NMI (k-means on random labels): " + ", ".join(
+            f"{dataset} {value:.3f}" for dataset, value in chance.items()
+        )
+    return text + "."
+
+
+# -- the tables ---------------------------------------------------------------------------------
+
+
+def main_table(
+    long: pd.DataFrame, eps_255: float, suites: dict, grid: Grid | None = None,
+    kmeans_seeds: int | None = None,
+) -> Table:  # fmt: skip
     """Clean vs the worst case of each threat model, per defense."""
+    grid = grid or Grid.from_results(long)
+    index = table_index(long, grid)
     clean = long[long["threat"] == "clean"]
-    columns = {}
     worst = {
         name: at_eps(worst_case(long, attacks), eps_255)
         for name, attacks in threat_models(suites).items()
     }
+    columns, groups = {}, []
     for metric, label in MAIN_METRICS.items():
-        columns[f"clean {label}"] = cell(clean, metric)
+        members = [f"clean {label}"] + [f"{name} {label}" for name in worst]
+        columns[members[0]] = seed_stats(clean, metric)
         for name, frame in worst.items():
-            columns[f"{name} {label}"] = cell(frame, metric)
-    columns["chance NMI"] = (
-        worst[LABEL_FREE].groupby(GROUP)["nmi_chance"].mean().map("{:.3f}".format)
+            columns[f"{name} {label}"] = seed_stats(frame, metric)
+        groups.append((label, members))
+    mean, std = stats_table(index, columns)
+    best = dict.fromkeys(mean.columns, "max")
+    mean["chance NMI"] = worst[LABEL_FREE].groupby(GROUP)["nmi_chance"].mean().reindex(index)
+    std["chance NMI"] = math.nan
+    seeds = clean.groupby(GROUP)["seed"].nunique().reindex(index).fillna(0).astype(int)
+    text = pd.DataFrame({"seeds": seeds}, index=index)
+    suite_text = "; ".join(
+        f"{name}: {', '.join(attacks)}" for name, attacks in threat_models(suites).items()
     )
-    columns["seeds"] = clean.groupby(GROUP)["seed"].nunique()
-    return pd.DataFrame(columns).reset_index()
+    caption = (
+        f"Clean vs adversarial metrics at eps {eps_255:g}/255: the worst case per metric and "
+        f"seed over each threat model's attack suite ({suite_text}); label-aware attackers also "
+        f"know the true test labels. {run_text(grid, kmeans_seeds, long)} Bold: the highest "
+        "mean per column and dataset/backbone."
+    )
+    notes = missing_runs(long, grid, eps_255, suites)
+    return Table("main", caption, mean, std, text, best, notes, groups=groups)
 
 
-def attacks_table(long: pd.DataFrame, eps_255: float, suites: dict) -> pd.DataFrame:
-    """Per defense: NMI under every white-box attack at eps (mean over seeds), and per threat
-    model the attack that is most often the worst case (NMI) over the seeds."""
+def attacks_table(
+    long: pd.DataFrame, eps_255: float, suites: dict, grid: Grid | None = None,
+    kmeans_seeds: int | None = None,
+) -> Table:  # fmt: skip
+    """Per defense: NMI under every white-box attack at eps (mean ± std over seeds), and per
+    threat model the attack that is most often the worst case (NMI) over the seeds."""
+    grid = grid or Grid.from_results(long)
+    index = table_index(long, grid)
     attacked = long[(long["threat"] == "whitebox") & (long["eps_255"] == eps_255)]
-    table = attacked.pivot_table(index=GROUP, columns="attack", values="nmi", aggfunc="mean")
     order = list(dict.fromkeys(sum(threat_models(suites).values(), [])))
-    table = table[[a for a in order if a in table] + [a for a in table if a not in order]]
-    table = table.map("{:.3f}".format)
-    for name, attacks in threat_models(suites).items():
-        worst = at_eps(worst_case(long, attacks), eps_255)
-        table[f"{name} worst"] = worst.groupby(GROUP)["nmi_attack"].agg(
-            lambda names: names.mode().iloc[0]
+    present = sorted(attacked["attack"].unique())
+    attacks = [a for a in order if a in present] + [a for a in present if a not in order]
+    columns = {a: seed_stats(attacked[attacked["attack"] == a], "nmi") for a in attacks}
+    mean, std = stats_table(index, columns)
+    text = pd.DataFrame(index=index)
+    for name, suite in threat_models(suites).items():
+        worst = at_eps(worst_case(long, suite), eps_255)
+        text[f"{name} worst"] = (
+            worst.groupby(GROUP)["nmi_attack"]
+            .agg(lambda names: names.mode().iloc[0])
+            .reindex(index)
         )
-    return table.reset_index()
+    suite_text = "; ".join(f"{name}: {', '.join(a)}" for name, a in threat_models(suites).items())
+    caption = (
+        f"NMI under every white-box attack at eps {eps_255:g}/255 and the attack that is most "
+        f"often the worst case (NMI) per threat model ({suite_text}). "
+        f"{run_text(grid, kmeans_seeds, long)} Bold: the highest mean per column and "
+        "dataset/backbone."
+    )
+    notes = missing_runs(long, grid, eps_255, suites)
+    return Table("attacks", caption, mean, std, text, dict.fromkeys(attacks, "max"), notes)
+
+
+def transfer_table(
+    long: pd.DataFrame, eps_255: float, suites: dict, grid: Grid | None = None,
+    kmeans_seeds: int | None = None,
+) -> Table:  # fmt: skip
+    """Transfer matrix: per target (dataset, backbone, defense) and source defense, the NMI of
+    the target under the source's examples at eps: per target seed the minimum over the
+    transferred attacks, then mean ± std over target seeds; next to it the target's white-box
+    label-free worst case (transfer should not be stronger: sanity check (c))."""
+    grid = grid or Grid.from_results(long)
+    index = table_index(long, grid)
+    rows = long[(long["threat"] == "transfer") & (long["eps_255"] == eps_255)].copy()
+    rows["source_defense"] = rows["source"].astype(str).str.split("/").str[0]
+    keys = MODEL + ["source_defense"]
+    if len(rows):
+        rows = rows.loc[rows.groupby(keys)["nmi"].idxmin()]
+    sources = rows["source_defense"].unique().tolist()
+    rank = {name: i for i, name in enumerate(grid.defenses)}
+    sources.sort(key=lambda name: (rank.get(name, len(rank)), name))
+    columns = {
+        f"from {source}": seed_stats(rows[rows["source_defense"] == source], "nmi")
+        for source in sources
+    }
+    white = at_eps(worst_case(long, threat_models(suites)[LABEL_FREE]), eps_255)
+    columns["white-box label-free"] = seed_stats(white, "nmi")
+    mean, std = stats_table(index, columns)
+    attacks = sorted(rows["attack"].unique())
+    caption = (
+        f"Transfer (black-box) NMI at eps {eps_255:g}/255: rows are the attacked (target) "
+        "models, columns the defense of the source model the examples were crafted on (its "
+        "seed is the target's next seed); per target seed the worst case over the transferred "
+        f"attacks ({', '.join(attacks) or 'none'}). The white-box label-free worst case for "
+        f"comparison: transfer should not be stronger. {run_text(grid, kmeans_seeds, long)} "
+        "Bold: the highest mean per column and dataset/backbone."
+    )
+    found = set(map(tuple, rows[MODEL + ["source"]].astype(object).to_numpy().tolist()))
+    notes = []
+    for model, expected in grid.transfer_sources.items():
+        for source in expected:
+            if (*model, source) not in found:
+                notes.append(f"{model_name(model)}: no transfer record from {source}")
+    if not sources and not grid.transfer_sources:
+        caption += " No transfer attacks in this run (config `transfer.attacks` is empty)."
+    return Table(
+        "transfer", caption, mean, std, pd.DataFrame(index=index),
+        dict.fromkeys(mean.columns, "max"), notes,
+    )  # fmt: skip
+
+
+def benchmark_row(path: Path) -> dict:
+    """Kind, model and wall seconds (mean over Snakemake's `repeat`s) of one benchmark file,
+    from the end of its path: .../train/{d}/{b}/{f}/seed{s}.tsv,
+    .../attack/{d}/{b}/{f}/seed{s}/{job}.tsv (job `members`: rule attack_members) or
+    .../transfer/{d}/{b}/{f}/seed{s}.tsv."""
+    parts = Path(path).with_suffix("").parts
+    if len(parts) >= 6 and parts[-6] == "attack" and parts[-2].startswith("seed"):
+        dataset, backbone, defense, seed, job = parts[-5:]
+        kind = "members" if job == "members" else "attack"
+    elif len(parts) >= 5 and parts[-5] in ("train", "transfer") and parts[-1].startswith("seed"):
+        kind, dataset, backbone, defense, seed = parts[-5:]
+    else:
+        raise ValueError(f"{path}: not a train, attack or transfer benchmark file")
+    frame = pd.read_csv(path, sep="\t")
+    rss = pd.to_numeric(frame["max_rss"], errors="coerce") if "max_rss" in frame else None
+    return {
+        "dataset": dataset, "backbone": backbone, "defense": defense,
+        "seed": int(seed.removeprefix("seed")), "kind": kind,
+        "seconds": float(pd.to_numeric(frame["s"], errors="coerce").mean()),
+        "max_rss": float(rss.max()) if rss is not None and rss.notna().any() else math.nan,
+    }  # fmt: skip
+
+
+def benchmark_files(root: Path) -> list[Path]:
+    """The train, attack and transfer benchmark files under `root` (a run's listing, for
+    callers without the list of the jobs' files)."""
+    kinds = ("train", "attack", "transfer")
+    return sorted(path for kind in kinds for path in (root / kind).rglob("*.tsv"))
+
+
+def cost_frame(paths: list[str | Path], grid: Grid) -> pd.DataFrame:
+    """Per (dataset, backbone, defense): summed wall seconds per job kind and in total, jobs,
+    largest max RSS (MB), in the grid's order; numbers, as cost.csv holds them. Jobs of models
+    outside the grid (another config's run in the same results/) are left out."""
+    rows = pd.DataFrame(
+        [benchmark_row(Path(path)) for path in paths],
+        columns=GROUP + ["seed", "kind", "seconds", "max_rss"],
+    )
+    rows = rows[
+        rows["dataset"].isin(grid.datasets) & rows["backbone"].isin(grid.backbones)
+        & rows["defense"].isin(grid.defenses) & rows["seed"].isin(grid.seeds)
+    ]  # fmt: skip
+    index = table_index(rows, grid)
+    frame = rows.groupby(GROUP + ["kind"])["seconds"].sum().unstack("kind")
+    frame = frame.reindex(index=index, columns=JOB_KINDS).astype(float)
+    frame.columns = [f"{kind} (s)" for kind in JOB_KINDS]
+    frame["total (s)"] = frame.sum(axis=1, min_count=1)
+    frame["jobs"] = rows.groupby(GROUP).size().reindex(index).fillna(0).astype(int)
+    frame["peak RSS (MB)"] = rows.groupby(GROUP)["max_rss"].max().reindex(index)
+    return frame.reset_index()
+
+
+def cost_table(cost: pd.DataFrame, grid: Grid) -> Table:
+    """cost_frame for reading: hours (minutes, seconds for a short run), lowest in bold, and
+    every expected model without a train benchmark in the notes."""
+    seconds = [f"{kind} (s)" for kind in JOB_KINDS + ["total"]]
+    largest = cost[seconds].max().max()
+    unit, scale = ("h", 3600) if largest >= 7200 else ("min", 60) if largest >= 120 else ("s", 1)
+    index = pd.MultiIndex.from_frame(cost[GROUP])
+    mean = pd.DataFrame(index=index)
+    for column in seconds:
+        mean[column.replace("(s)", f"({unit})")] = cost[column].to_numpy() / scale
+    mean["peak RSS (GB)"] = cost["peak RSS (MB)"].to_numpy() / 1024
+    std = pd.DataFrame(math.nan, index=index, columns=mean.columns)
+    text = pd.DataFrame({"jobs": cost["jobs"].to_numpy()}, index=index)
+    unit_name = {"h": "hours", "min": "minutes", "s": "seconds"}[unit]
+    caption = (
+        "Compute per defense: wall time of its jobs summed over seeds, from Snakemake's "
+        "benchmark files (train; attack: the attack-group jobs, which craft and evaluate; "
+        "members: an ensemble's members job; transfer: a source model's transfer job, charged "
+        f"to the source defense) in {unit_name}, and the largest max RSS of any of its jobs. "
+        "Bold: the lowest per column and dataset/backbone."
+    )
+    trained = set()
+    if "train (s)" in cost:
+        trained = set(map(tuple, cost.loc[cost["train (s)"].notna(), GROUP].to_numpy().tolist()))
+    notes = [
+        f"{dataset}/{backbone}/{defense}: no train benchmark"
+        for dataset, backbone, defense in itertools.product(
+            grid.datasets, grid.backbones, grid.defenses
+        )
+        if (dataset, backbone, defense) not in trained
+    ]
+    best = dict.fromkeys(mean.columns, "min")
+    return Table("cost", caption, mean, std, text, best, notes, decimals=2)
 
 
 def label_free_worst(long: pd.DataFrame, eps_255: float, suites: dict) -> pd.DataFrame:
@@ -175,47 +666,36 @@ def write_tables(
     eps_255: float,
     baselines: list[str],
     suites: dict,
-    out: dict[str, Path],
+    out_dir: str | Path,
+    grid: Grid | None = None,
+    kmeans_seeds: int | None = None,
+    benchmark_root: str | Path = "results/benchmarks",
 ) -> None:
-    """Write long.csv and the main, attacks, paired and members tables (paths in `out`)."""
+    """Write into `out_dir`: long.csv; main, attacks, transfer and cost as .csv, .md and .tex
+    (cost.csv: seconds and MB, as numbers); paired and members as .csv and .md. `grid`: the
+    run's selection (order, expected models; default: the models in the results);
+    `benchmark_root`: where the jobs' benchmark files are (the cost table)."""
+    out_dir, root = Path(out_dir), Path(benchmark_root)
     long = load_results(paths)
-    atomic_write(out["long"], lambda tmp: long.to_csv(tmp, index=False))
-    suite_text = "; ".join(
-        f"{name}: {', '.join(attacks)}" for name, attacks in threat_models(suites).items()
-    )
+    grid = grid or Grid.from_results(long)
+    atomic_write(out_dir / "long.csv", lambda tmp: long.to_csv(tmp, index=False))
+    for build in (main_table, attacks_table, transfer_table):
+        build(long, eps_255, suites, grid, kmeans_seeds).write(out_dir)
+    cost = cost_frame(benchmark_files(root), grid)
+    atomic_write(out_dir / "cost.csv", lambda tmp: cost.to_csv(tmp, index=False))
+    cost_table(cost, grid).write(out_dir, csv=False)
     write_csv_and_markdown(
-        members_table(long, eps_255, suites),
-        out["members_csv"],
-        out["members_md"],
+        order_rows(members_table(long, eps_255, suites), grid),
+        out_dir / "members.csv",
+        out_dir / "members.md",
         "Ensembles: the ensemble vs its members alone (mean over members), clean and on the "
         f"ensemble's adversarial sets (label-free worst case, eps {eps_255:g}/255), and the "
         "strongest single-member attack on the ensemble; mean ± std over seeds.",
     )
     write_csv_and_markdown(
-        paired_table(long, eps_255, baselines, suites),
-        out["paired_csv"],
-        out["paired_md"],
+        order_rows(paired_table(long, eps_255, baselines, suites), grid),
+        out_dir / "paired.csv",
+        out_dir / "paired.md",
         "Seed-paired differences to each baseline (defense - baseline) of clean NMI and of each "
         f"threat model's worst case at eps {eps_255:g}/255, mean ± std over seeds.",
-    )
-    write_csv_and_markdown(
-        attacks_table(long, eps_255, suites),
-        out["attacks_csv"],
-        out["attacks_md"],
-        f"NMI under every white-box attack at eps {eps_255:g}/255 (mean over seeds) and the "
-        f"attack that is the worst case per threat model ({suite_text}).",
-    )
-    main = main_table(long, eps_255, suites)
-    caption = (
-        f"Clean vs adversarial metrics at eps {eps_255:g}/255: the worst case per metric over "
-        f"each threat model's attack suite ({suite_text}); label-aware attackers also know the "
-        "true test labels. Mean ± std over training seeds (one seed: ± std over the k-means "
-        "seeds)."
-    )
-    write_csv_and_markdown(main, out["csv"], out["md"], caption)
-    atomic_write(
-        out["tex"],
-        lambda tmp: tmp.write_text(
-            main.to_latex(index=False, caption=caption, label="tab:main").replace("±", r"$\pm$")
-        ),
     )

@@ -199,7 +199,14 @@ ALL_METRICS = (
 )
 TABLES = expand("results/tables/main.{ext}", ext=["csv", "md", "tex"])
 SANITY = expand("results/sanity/sanity.{ext}", ext=["csv", "md"])
-FIGURE_NAMES = ["nmi_by_defense", "nmi_vs_eps", "recall1_vs_eps"]
+FIGURE_NAMES = [
+    "nmi_by_defense",
+    "nmi_vs_eps",
+    "ari_vs_eps",
+    "recall1_vs_eps",
+    "tradeoff",
+    "cost",
+]
 FIGURES = expand("results/figures/{name}.{ext}", name=FIGURE_NAMES, ext=["png", "pdf"])
 TSNE = (
     expand(

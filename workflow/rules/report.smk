@@ -1,4 +1,26 @@
-"""Tables (CSV, Markdown, LaTeX) and figures (PNG, PDF) from every metrics JSON."""
+"""Tables (CSV, Markdown, LaTeX) from every metrics JSON and the jobs' benchmark files, figures
+(PNG, PDF) from the tables; all in the Snakemake report (`snakemake --report`)."""
+
+# Tables: (name, subcategory, formats) of the tables rule's outputs in results/tables/.
+TABLE_FILES = [
+    ("main", "main: clean vs worst case", ["csv", "md", "tex"]),
+    ("attacks", "per attack", ["csv", "md", "tex"]),
+    ("transfer", "transfer matrix", ["csv", "md", "tex"]),
+    ("cost", "compute cost", ["csv", "md", "tex"]),
+    ("paired", "paired differences", ["csv", "md"]),
+    ("members", "ensemble members", ["csv", "md"]),
+    ("long", "all records", ["csv"]),
+]
+FORMATS = {"csv": "CSV", "md": "Markdown", "tex": "LaTeX", "png": "PNG", "pdf": "PDF"}
+# Figures: FIGURE_NAMES (common.smk) -> subcategory in the report.
+FIGURE_SUBCATEGORIES = {
+    "nmi_by_defense": "clean vs worst case",
+    "nmi_vs_eps": "robustness vs eps",
+    "ari_vs_eps": "robustness vs eps",
+    "recall1_vs_eps": "robustness vs eps",
+    "tradeoff": "clean vs robust trade-off",
+    "cost": "compute cost",
+}
 
 
 rule tables:
@@ -6,21 +28,19 @@ rule tables:
         metrics=ALL_METRICS,
         script=f"{SRC}/tables.py",
     output:
+        # every table file in the report: Tables / its table, labelled by format
+        **{
+            f"{name}_{ext}": report(
+                f"results/tables/{name}.{ext}",
+                caption=f"../report/{name}_table.rst",
+                category="Tables",
+                subcategory=subcategory,
+                labels={"table": name, "format": FORMATS[ext]},
+            )
+            for name, subcategory, formats in TABLE_FILES
+            for ext in formats
+        },
         inputs="results/tables/inputs.txt",
-        long="results/tables/long.csv",
-        csv=report(
-            "results/tables/main.csv",
-            caption="../report/main_table.rst",
-            category="Tables",
-        ),
-        md="results/tables/main.md",
-        tex="results/tables/main.tex",
-        paired_csv="results/tables/paired.csv",
-        paired_md="results/tables/paired.md",
-        members_csv="results/tables/members.csv",
-        members_md="results/tables/members.md",
-        attacks_csv="results/tables/attacks.csv",
-        attacks_md="results/tables/attacks.md",
     log:
         f"{LOGS}/tables.log",
     benchmark:
@@ -35,29 +55,44 @@ rule tables:
         main_eps=config["report"]["main_eps_255"],
         baselines=config["report"]["paired_baselines"],
         suites=as_json(config["attack_suites"]),
+        grid=as_json(
+            {
+                "datasets": list(config["datasets"]),
+                "backbones": list(config["backbones"]),
+                "defenses": list(config["defenses"]),
+                "seeds": SEEDS,
+            }
+        ),
+        transfer=as_json(config["transfer"]),
+        kmeans_seeds=len(config["evaluation"]["kmeans_seeds"]),
     shell:
         # printf is a shell builtin: no argument-length limit for thousands of inputs
         "printf '%s\\n' {input.metrics} > {output.inputs} && "
-        "python {input.script} --inputs {output.inputs} --main-eps {params.main_eps}"
-        " --long {output.long} --csv {output.csv} --md {output.md} --tex {output.tex}"
-        " --baselines {params.baselines} --paired-csv {output.paired_csv}"
-        " --paired-md {output.paired_md} --members-csv {output.members_csv}"
-        " --members-md {output.members_md} --suites {params.suites:q}"
-        " --attacks-csv {output.attacks_csv} --attacks-md {output.attacks_md}"
-        " > {log} 2>&1"
+        "python {input.script} --inputs {output.inputs} --benchmark-root {BENCHMARKS}"
+        " --main-eps {params.main_eps}"
+        " --suites {params.suites:q} --baselines {params.baselines} --grid {params.grid:q}"
+        " --transfer {params.transfer:q} --kmeans-seeds {params.kmeans_seeds}"
+        " --out-dir results/tables > {log} 2>&1"
 
 
 rule figures:
     input:
         long="results/tables/long.csv",
+        cost="results/tables/cost.csv",
         script=f"{SRC}/figures.py",
     output:
-        report(
-            expand("results/figures/{name}.png", name=FIGURE_NAMES),
-            caption="../report/figures.rst",
-            category="Figures",
-        ),
-        expand("results/figures/{name}.pdf", name=FIGURE_NAMES),
+        # every figure file in the report: Figures / its kind, labelled by figure and format
+        [
+            report(
+                f"results/figures/{name}.{ext}",
+                caption=f"../report/{name}.rst",
+                category="Figures",
+                subcategory=FIGURE_SUBCATEGORIES[name],
+                labels={"figure": name, "format": FORMATS[ext]},
+            )
+            for name in FIGURE_NAMES
+            for ext in ("png", "pdf")
+        ],
     log:
         f"{LOGS}/figures.log",
     benchmark:
@@ -71,9 +106,11 @@ rule figures:
     params:
         main_eps=config["report"]["main_eps_255"],
         suites=as_json(config["attack_suites"]),
+        defenses=list(config["defenses"]),
     shell:
-        "python {input.script} --long {input.long} --main-eps {params.main_eps}"
-        " --suites {params.suites:q} --out-dir results/figures > {log} 2>&1"
+        "python {input.script} --long {input.long} --cost {input.cost}"
+        " --main-eps {params.main_eps} --suites {params.suites:q}"
+        " --defenses {params.defenses} --out-dir results/figures > {log} 2>&1"
 
 
 rule sanity:
