@@ -32,3 +32,5 @@ rule all:
         FIGURES,
         SANITY,
         TSNE,
+        SUMMARY,
+        TRAINING_CURVES,

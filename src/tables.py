@@ -10,6 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
+from robdml.io import write_json
+from robdml.provenance import run_provenance
 from robdml.tables import Grid, write_tables
 
 
@@ -30,13 +32,18 @@ def main() -> None:
         "--benchmark-root", required=True, type=Path, help="the jobs' benchmark files (cost)"
     )
     parser.add_argument("--out-dir", required=True, type=Path)
+    parser.add_argument("--config-hash", required=True, help="hash of the resolved config")
+    parser.add_argument("--provenance", required=True, type=Path, help="output: provenance JSON")
     args = parser.parse_args()
     paths = Path(args.inputs).read_text().split()
     grid = Grid.from_config(json.loads(args.grid), json.loads(args.transfer))
+    provenance = run_provenance(args.config_hash)
     write_tables(
         paths, args.main_eps, args.baselines, json.loads(args.suites), args.out_dir,
         grid=grid, kmeans_seeds=args.kmeans_seeds, benchmark_root=args.benchmark_root,
+        provenance=provenance,
     )  # fmt: skip
+    write_json(args.provenance, provenance | {"metrics_files": len(paths)})
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from robdml.figures import (
     metric_vs_eps,
     nmi_by_defense,
     tradeoff,
+    training_curves,
 )
 from robdml.tables import cost_frame, load_results
 
@@ -172,3 +173,20 @@ def test_a_chance_level_far_below_the_data_is_written_not_drawn(long, tmp_path):
     figure = nmi_by_defense(long, 8, SUITES, tmp_path / "bars", ORDER)
     assert figure.axes[0].get_ylim()[0] > 0.3
     assert [text.get_text() for text in figure.axes[0].texts] == ["chance NMI 0.050 (below)"]
+
+
+def test_training_curves_draw_one_line_per_defense_in_its_style(tmp_path):
+    history = pd.DataFrame(
+        [{"dataset": "d", "backbone": "b", "defense": defense, "seed": seed, "epoch": epoch,
+          "loss": 10 - epoch + seed + i}
+         for i, defense in enumerate(["eat", "vanilla"]) for seed in (0, 1)
+         for epoch in (1, 2, 3)]
+    )  # fmt: skip
+    figure = training_curves(history, tmp_path / "curves", ORDER)
+    assert_written(tmp_path / "curves")
+    (axis,) = figure.axes
+    lines = {tuple(line.get_color()): list(line.get_ydata()) for line in axis.get_lines()}
+    styles = defense_styles(ORDER)
+    assert lines[tuple(styles["vanilla"]["color"])] == [10.5, 9.5, 8.5]  # mean over seeds
+    assert lines[tuple(styles["eat"]["color"])] == [9.5, 8.5, 7.5]
+    assert len(lines) == 2

@@ -24,7 +24,7 @@ def test_snakefmt_leaves_the_workflow_unchanged():
 
 
 def test_ruff_lint_and_format_are_clean():
-    lint = run(str(BIN / "ruff"), "check", "src", "tests", "benchmarks")
+    lint = run(str(BIN / "ruff"), "check", "src", "tests", "benchmarks", "tools")
     assert lint.returncode == 0, lint.stdout[-3000:]
-    form = run(str(BIN / "ruff"), "format", "--check", "src", "tests", "benchmarks")
+    form = run(str(BIN / "ruff"), "format", "--check", "src", "tests", "benchmarks", "tools")
     assert form.returncode == 0, form.stdout[-3000:]

@@ -248,6 +248,12 @@ def test_demo_writes_tables_figures_and_metrics_with_provenance(tiny_demo):
             assert (workdir / "results/figures" / (name + suffix)).stat().st_size > 1000
     for suffix in (".png", ".pdf"):
         assert (workdir / f"results/figures/tsne_glyphs_cnn{suffix}").stat().st_size > 1000
+        assert (workdir / f"results/figures/training_curves{suffix}").stat().st_size > 1000
+    provenance = json.loads((workdir / "results/provenance.json").read_text())
+    assert len(provenance["commit"]) == 40 and len(provenance["config_hash"]) == 16
+    summary = (workdir / "results/summary.md").read_text()
+    assert "## Main table" in summary and "Produced by commit" in summary
+    assert re.search(r"\d+ checks, \d+ failed", summary)
     main = pd.read_csv(workdir / "results/tables/main.csv")
     assert sorted(main["defense"]) == ["eat2", "pgd_at", "vanilla"]
     long = pd.read_csv(workdir / "results/tables/long.csv")
@@ -283,6 +289,18 @@ def test_demo_writes_tables_figures_and_metrics_with_provenance(tiny_demo):
     assert record["config"]["evaluation"]["kmeans_seeds"] == [0, 1, 2]
     assert record["config"]["attack"]["attack"]["attacker_seed"] == 1000
     assert record["n_test_classes"] == 277
+
+
+def test_the_report_holds_every_table_and_figure_with_its_caption(tiny_demo):
+    workdir, _ = tiny_demo
+    run = snakemake("--report", "results/report.html", "--configfile",
+                    str(workdir / "tiny.yaml"), cwd=workdir)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    html = (workdir / "results/report.html").read_text()
+    for caption in sorted((REPO / "workflow/report").glob("*.rst")):
+        # four plain words in a row: markup and escaping in the HTML leave them as they are
+        words = re.search(r"[A-Za-z]+(?: [A-Za-z]+){3}", caption.read_text())[0]
+        assert words in html, caption.name
 
 
 def test_demo_rerun_is_a_no_op_and_an_attack_change_reruns_only_downstream(tiny_demo, tmp_path):

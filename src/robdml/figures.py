@@ -348,6 +348,40 @@ def cost_bars(cost: pd.DataFrame, stem: Path, defenses: list[str] | None = None)
     return figure
 
 
+def training_curves(
+    history: pd.DataFrame, stem: Path, defenses: list[str] | None = None
+) -> plt.Figure:
+    """Training loss per epoch (`history`: dataset, backbone, defense, seed, epoch, loss), one
+    panel per dataset/backbone, one line per defense (mean over seeds, band = std), in the
+    defenses' figure styles. Losses of different defenses are different objectives (PGD-AT's
+    is on adversarial batches, TRADES' adds its divergence): read each curve's shape (has it
+    converged?), not one curve against another."""
+    order = defense_order(defenses, history["defense"].unique())
+    styles = defense_styles(order)
+    shown = settings(history)
+    figure, axes = panels(1, len(shown))
+    for axis, (dataset, backbone) in zip(axes[0], shown, strict=True):
+        panel = history[(history["dataset"] == dataset) & (history["backbone"] == backbone)]
+        for defense in order:
+            curve = panel[panel["defense"] == defense].groupby("epoch")["loss"].agg(["mean", "std"])
+            if curve.empty:
+                continue
+            style = styles[defense]
+            axis.plot(curve.index, curve["mean"], color=style["color"], marker=style["marker"],
+                      linestyle=style["linestyle"], markersize=4)  # fmt: skip
+            if curve["std"].notna().any():
+                axis.fill_between(curve.index, curve["mean"] - curve["std"],
+                                  curve["mean"] + curve["std"], color=style["color"],
+                                  alpha=0.15)  # fmt: skip
+        axis.set_title(f"{dataset} / {backbone}")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel("training loss (the defense's own)")
+    figure.legend(handles=defense_handles(styles, history["defense"].unique()),
+                  loc="outside right upper")  # fmt: skip
+    save(figure, stem)
+    return figure
+
+
 def tsne_panels(panels: list[dict], stem: Path, perplexity: float, seed: int) -> None:
     """t-SNE of clean and adversarial test embeddings, one row per defense (as in the paper's
     v1 Fig. 1): each panel = {'defense', 'clean' [n, D], 'adversarial' [n, D], 'labels' [n]}.

@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from robdml.io import atomic_write
+from robdml.provenance import provenance_text
 from robdml.worst_case import LABEL_FREE, MODEL, threat_models, worst_case
 
 IDS = ["dataset", "backbone", "defense", "seed", "threat", "source", "attack", "eps_255"]
@@ -670,32 +671,39 @@ def write_tables(
     grid: Grid | None = None,
     kmeans_seeds: int | None = None,
     benchmark_root: str | Path = "results/benchmarks",
+    provenance: dict | None = None,
 ) -> None:
     """Write into `out_dir`: long.csv; main, attacks, transfer and cost as .csv, .md and .tex
     (cost.csv: seconds and MB, as numbers); paired and members as .csv and .md. `grid`: the
     run's selection (order, expected models; default: the models in the results);
-    `benchmark_root`: where the jobs' benchmark files are (the cost table)."""
+    `benchmark_root`: where the jobs' benchmark files are (the cost table); `provenance`
+    (robdml.provenance.run_provenance): named at the end of every caption."""
     out_dir, root = Path(out_dir), Path(benchmark_root)
+    source = f" {provenance_text(provenance)}" if provenance else ""
     long = load_results(paths)
     grid = grid or Grid.from_results(long)
     atomic_write(out_dir / "long.csv", lambda tmp: long.to_csv(tmp, index=False))
     for build in (main_table, attacks_table, transfer_table):
-        build(long, eps_255, suites, grid, kmeans_seeds).write(out_dir)
+        table = build(long, eps_255, suites, grid, kmeans_seeds)
+        table.caption += source
+        table.write(out_dir)
     cost = cost_frame(benchmark_files(root), grid)
     atomic_write(out_dir / "cost.csv", lambda tmp: cost.to_csv(tmp, index=False))
-    cost_table(cost, grid).write(out_dir, csv=False)
+    table = cost_table(cost, grid)
+    table.caption += source
+    table.write(out_dir, csv=False)
     write_csv_and_markdown(
         order_rows(members_table(long, eps_255, suites), grid),
         out_dir / "members.csv",
         out_dir / "members.md",
         "Ensembles: the ensemble vs its members alone (mean over members), clean and on the "
         f"ensemble's adversarial sets (label-free worst case, eps {eps_255:g}/255), and the "
-        "strongest single-member attack on the ensemble; mean ± std over seeds.",
+        "strongest single-member attack on the ensemble; mean ± std over seeds." + source,
     )
     write_csv_and_markdown(
         order_rows(paired_table(long, eps_255, baselines, suites), grid),
         out_dir / "paired.csv",
         out_dir / "paired.md",
         "Seed-paired differences to each baseline (defense - baseline) of clean NMI and of each "
-        f"threat model's worst case at eps {eps_255:g}/255, mean ± std over seeds.",
+        f"threat model's worst case at eps {eps_255:g}/255, mean ± std over seeds." + source,
     )

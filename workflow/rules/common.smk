@@ -20,6 +20,7 @@ from robdml.config import (
     without_counts,
 )
 from robdml.adversarial import set_name
+from robdml.io import spec_hash
 from robdml.jobs import (
     attack_job_spec,
     attack_jobs,
@@ -199,6 +200,8 @@ ALL_METRICS = (
 )
 TABLES = expand("results/tables/main.{ext}", ext=["csv", "md", "tex"])
 SANITY = expand("results/sanity/sanity.{ext}", ext=["csv", "md"])
+SUMMARY = "results/summary.md"
+TRAINING_CURVES = expand("results/figures/training_curves.{ext}", ext=["png", "pdf"])
 FIGURE_NAMES = [
     "nmi_by_defense",
     "nmi_vs_eps",

@@ -41,6 +41,11 @@ rule tables:
             for ext in formats
         },
         inputs="results/tables/inputs.txt",
+        provenance=report(
+            "results/provenance.json",
+            caption="../report/provenance.rst",
+            category="Provenance",
+        ),
     log:
         f"{LOGS}/tables.log",
     benchmark:
@@ -65,6 +70,7 @@ rule tables:
         ),
         transfer=as_json(config["transfer"]),
         kmeans_seeds=len(config["evaluation"]["kmeans_seeds"]),
+        config_hash=spec_hash(config),
     shell:
         # printf is a shell builtin: no argument-length limit for thousands of inputs
         "printf '%s\\n' {input.metrics} > {output.inputs} && "
@@ -72,6 +78,7 @@ rule tables:
         " --main-eps {params.main_eps}"
         " --suites {params.suites:q} --baselines {params.baselines} --grid {params.grid:q}"
         " --transfer {params.transfer:q} --kmeans-seeds {params.kmeans_seeds}"
+        " --config-hash {params.config_hash} --provenance {output.provenance}"
         " --out-dir results/tables > {log} 2>&1"
 
 
@@ -172,3 +179,59 @@ rule tsne:
         "python {input.script} --spec {params.spec:q} --models {input.models}"
         " --adversarial {params.sets} --data {input.data} --out-stem {params.stem}"
         " --threads {threads} > {log} 2>&1"
+
+
+rule summary:
+    input:
+        main="results/tables/main.md",
+        provenance="results/provenance.json",
+        sanity="results/sanity/sanity.md",
+        figures=FIGURES,
+        script=f"{SRC}/summary.py",
+    output:
+        "results/summary.md",
+    log:
+        f"{LOGS}/summary.log",
+    benchmark:
+        f"{BENCHMARKS}/summary.tsv"
+    conda:
+        "../../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb("small"),
+        runtime=fixed_runtime("report"),
+    shell:
+        "python {input.script} --main {input.main} --provenance {input.provenance}"
+        " --sanity {input.sanity} --figures {input.figures} --out {output} > {log} 2>&1"
+
+
+rule training_curves:
+    input:
+        models=[f"{MODEL}/model.pt".format(**ids) for ids in MODEL_IDS],
+        script=f"{SRC}/training_curves.py",
+    output:
+        report(
+            "results/figures/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="Figures",
+            subcategory="training",
+            labels={"figure": "training_curves", "format": "PNG"},
+        ),
+        "results/figures/training_curves.pdf",
+    log:
+        f"{LOGS}/training_curves.log",
+    benchmark:
+        f"{BENCHMARKS}/training_curves.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb("small"),
+        runtime=fixed_runtime("report"),
+    params:
+        ids=as_json(MODEL_IDS),
+        defenses=list(config["defenses"]),
+        stem="results/figures/training_curves",
+    shell:
+        "python {input.script} --models {input.models} --ids {params.ids:q}"
+        " --defenses {params.defenses} --out-stem {params.stem} > {log} 2>&1"
