@@ -71,10 +71,11 @@ rule tables:
         transfer=as_json(config["transfer"]),
         kmeans_seeds=len(config["evaluation"]["kmeans_seeds"]),
         config_hash=spec_hash(config),
+        benchmark_root=BENCHMARKS,
     shell:
         # printf is a shell builtin: no argument-length limit for thousands of inputs
         "printf '%s\\n' {input.metrics} > {output.inputs} && "
-        "python {input.script} --inputs {output.inputs} --benchmark-root {BENCHMARKS}"
+        "python {input.script} --inputs {output.inputs} --benchmark-root {params.benchmark_root}"
         " --main-eps {params.main_eps}"
         " --suites {params.suites:q} --baselines {params.baselines} --grid {params.grid:q}"
         " --transfer {params.transfer:q} --kmeans-seeds {params.kmeans_seeds}"
@@ -231,7 +232,7 @@ rule training_curves:
     params:
         ids=as_json(MODEL_IDS),
         defenses=list(config["defenses"]),
-        stem="results/figures/training_curves",
+        stem=lambda w, output: output[0].removesuffix(".png"),
     shell:
         "python {input.script} --models {input.models} --ids {params.ids:q}"
         " --defenses {params.defenses} --out-stem {params.stem} > {log} 2>&1"
