@@ -1,12 +1,17 @@
-"""Training-set loading throughput (images/s): robdml's JPEG pipeline against Proxy Anchor's.
+"""Training-set loading throughput (images/s): robdml's JPEG pipeline, its previous decoder and
+Proxy Anchor's pipeline, in one run.
 
-Both decode the same synthetic JPEGs (CUB-sized by default, 500x375, smooth content so they
-compress like photos) and apply RandomResizedCrop(224) + horizontal flip in DataLoader workers,
-with batches of (index, seed) keys as the trainer draws them:
-- robdml: `ImageFiles` (torchvision.io decode, transforms.v2 on uint8 tensors);
-- baseline: PIL open + convert("RGB") + torchvision.transforms (v1) + ToTensor, the pipeline of
-  the Proxy Anchor code base.
-The page cache is warmed by one untimed pass, so the numbers are decode + augment, not disk.
+All three decode the same synthetic JPEGs (CUB-sized by default, 500x375, smooth content so
+they compress like photos) and apply RandomResizedCrop(224) + horizontal flip in DataLoader
+workers, with batches of (index, seed) keys as the trainer draws them:
+- robdml: `ImageFiles` (Pillow decode via `read_rgb`, transforms.v2 on uint8 tensors);
+- previous: the same with torchvision.io's `decode_image` (deprecated since torchvision 0.29),
+  the decoder robdml used before;
+- Proxy Anchor: PIL open + convert("RGB") + torchvision.transforms (v1) + ToTensor, the
+  pipeline of the Proxy Anchor code base.
+The page cache is warmed by one untimed pass per pipeline, so the numbers are decode +
+augment, not disk; the timed passes take turns. The last line (RESULT) holds the rates and
+the ratios.
 
     PYTHONPATH=src python benchmarks/bench_loading.py --images 512 --workers 2
 """
@@ -20,10 +25,21 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
-from torchvision.io import encode_jpeg
 
 from robdml.data.datasets import ImageFiles
 from robdml.data.transforms import train_augmentation
+
+
+class TorchvisionImageFiles(ImageFiles):
+    """robdml's previous loading: torchvision.io decode, then the same transforms.v2."""
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        from torchvision.io import ImageReadMode, decode_image
+
+        index, sample_seed = key
+        image = decode_image(str(self.paths[index]), mode=ImageReadMode.RGB)
+        torch.manual_seed(sample_seed)
+        return self.augment(image), self.labels[index]
 
 
 class PilImages(Dataset):
@@ -57,15 +73,18 @@ def write_jpegs(folder: Path, n: int, width: int, height: int) -> list[Path]:
         image = torch.nn.functional.interpolate(coarse, size=(height, width), mode="bicubic")
         image = image[0] * 200 + torch.rand(3, height, width, generator=generator) * 40
         path = folder / f"{index:05d}.jpg"
-        path.write_bytes(encode_jpeg(image.clamp(0, 255).to(torch.uint8), quality=90).numpy())
+        pixels = image.clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+        Image.fromarray(pixels).save(path, quality=90)
         paths.append(path)
     return paths
 
 
 def images_per_second(
-    dataset: Dataset, n: int, batch_size: int, workers: int, epochs: int
-) -> float:
-    """Throughput over `epochs` passes, after one untimed pass (workers started, files cached)."""
+    datasets: dict[str, Dataset], n: int, batch_size: int, workers: int, epochs: int
+) -> dict[str, float]:
+    """Throughput of each dataset over `epochs` passes, after one untimed pass each (workers
+    started, files cached). The passes take turns (one of each per epoch, the same keys for
+    all), so a load that drifts during the run is shared rather than charged to one."""
     generator = torch.Generator().manual_seed(0)
 
     def batches():
@@ -74,13 +93,21 @@ def images_per_second(
         keys = list(zip(order, seeds, strict=True))
         return [keys[start : start + batch_size] for start in range(0, n, batch_size)]
 
-    for _ in DataLoader(dataset, batch_sampler=batches(), num_workers=workers):
-        pass
-    start = time.perf_counter()
-    for _ in range(epochs):
-        for _ in DataLoader(dataset, batch_sampler=batches(), num_workers=workers):
+    def one_pass(dataset: Dataset, keys: list) -> float:
+        start = time.perf_counter()
+        for _ in DataLoader(dataset, batch_sampler=keys, num_workers=workers):
             pass
-    return epochs * n / (time.perf_counter() - start)
+        return time.perf_counter() - start
+
+    keys = batches()
+    for dataset in datasets.values():
+        one_pass(dataset, keys)
+    seconds = dict.fromkeys(datasets, 0.0)
+    for _ in range(epochs):
+        keys = batches()
+        for name, dataset in datasets.items():
+            seconds[name] += one_pass(dataset, keys)
+    return {name: epochs * n / total for name, total in seconds.items()}
 
 
 def main() -> None:
@@ -99,16 +126,24 @@ def main() -> None:
         augment = train_augmentation(
             {"train_transform": "imagenet_crop_flip", "image_size": args.size}
         )
-        ours = ImageFiles(paths, torch.zeros(len(paths), dtype=torch.int64), augment)
-        baseline = PilImages(paths, args.size)
+        labels = torch.zeros(len(paths), dtype=torch.int64)
+        pipelines = {
+            "robdml ImageFiles (Pillow + v2)": ImageFiles(paths, labels, augment),
+            "previous robdml (torchvision.io + v2)": TorchvisionImageFiles(paths, labels, augment),
+            "Proxy Anchor (PIL + transforms v1)": PilImages(paths, args.size),
+        }
         timing = (args.images, args.batch_size, args.workers, args.epochs)
-        ours_rate = images_per_second(ours, *timing)
-        baseline_rate = images_per_second(baseline, *timing)
+        rates = images_per_second(pipelines, *timing)
 
     print(", ".join(f"{name}={value}" for name, value in vars(args).items()))
-    print(f"robdml ImageFiles (torchvision.io + v2): {ours_rate:8.1f} images/s")
-    print(f"Proxy Anchor (PIL + transforms v1):      {baseline_rate:8.1f} images/s")
-    print(f"ratio robdml / baseline: {ours_rate / baseline_rate:.2f}")
+    for name, rate in rates.items():
+        print(f"{name + ':':40s}{rate:8.1f} images/s")
+    new, previous, baseline = rates.values()
+    print(
+        f"RESULT new_img_s={new:.1f} previous_img_s={previous:.1f}"
+        f" proxy_anchor_img_s={baseline:.1f} new_vs_previous={new / previous:.2f}"
+        f" new_vs_proxy_anchor={new / baseline:.2f}"
+    )
 
 
 if __name__ == "__main__":

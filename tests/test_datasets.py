@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import warnings
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,8 +21,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from PIL import Image
 from scipy.io import savemat
-from torchvision.io import encode_jpeg
 
 from conftest import REPO
 from robdml.config import read_config
@@ -50,7 +51,9 @@ def jpeg(index: int) -> bytes:
     """A small JPEG whose size varies with `index`, so resizing and cropping are exercised."""
     generator = torch.Generator().manual_seed(index)
     pixels = torch.randint(0, 256, (3, 40 + 3 * index, 48 + 2 * index), generator=generator)
-    return encode_jpeg(pixels.to(torch.uint8)).numpy().tobytes()
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.to(torch.uint8).permute(1, 2, 0).numpy()).save(buffer, "JPEG")
+    return buffer.getvalue()
 
 
 def md5(data: bytes) -> str:
@@ -411,6 +414,73 @@ def test_training_set_decodes_and_augments_reproducibly(prepared):
     assert torch.equal(train_set[(1, 7)][0], image)  # same sample seed, same crop
     assert not torch.equal(train_set[(1, 8)][0], image)
     assert train_set.labels.dtype == torch.int64 and int(label) == train_set.labels[1]
+
+
+def photo_like(height: int, width: int, channels: int) -> np.ndarray:
+    """uint8 [H, W, C]: smooth colours plus grain, so JPEG's chroma subsampling and the
+    colour conversions have something to get wrong."""
+    generator = np.random.default_rng(channels * 1000 + height)
+    coarse = torch.tensor(generator.random((1, channels, 6, 8)), dtype=torch.float32) * 200
+    smooth = torch.nn.functional.interpolate(coarse, size=(height, width), mode="bilinear")
+    grain = torch.tensor(generator.random((channels, height, width)), dtype=torch.float32) * 50
+    return (smooth[0] + grain).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def torchvision_rgb(path: Path) -> torch.Tensor:
+    """robdml's previous decoder, torchvision.io's decode_image (deprecated since 0.29)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from torchvision.io import ImageReadMode, decode_image
+
+        return decode_image(str(path), mode=ImageReadMode.RGB)
+
+
+# (file name, PIL mode, save options): the colour layouts the four datasets hold (CUB has a
+# few grey JPEGs, CARS196 a few CMYK ones) and the PNG layouts decode_image converts.
+DECODE_CASES = [
+    ("rgb.jpg", "RGB", {"quality": 90}),
+    ("rgb444.jpg", "RGB", {"quality": 95, "subsampling": 0}),
+    ("progressive.jpg", "RGB", {"quality": 85, "progressive": True}),
+    ("grey.jpg", "L", {"quality": 90}),
+    ("cmyk.jpg", "CMYK", {"quality": 90}),
+    ("rgba.png", "RGBA", {}),
+    ("grey.png", "L", {}),
+    ("palette.png", "P", {}),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "mode", "options"), DECODE_CASES, ids=[c[0] for c in DECODE_CASES]
+)
+def test_read_rgb_decodes_jpeg_and_png_as_the_previous_decoder_did(tmp_path, name, mode, options):
+    """Pillow decodes to uint8 [3, H, W] RGB, pixel for pixel what torchvision.io's
+    decode_image (robdml's previous decoder) gave, JPEG included: prepared splits unchanged."""
+    pixels = photo_like(45, 62, 4 if mode == "RGBA" else 3)
+    image = Image.fromarray(pixels, "RGBA" if mode == "RGBA" else "RGB").convert(mode)
+    path = tmp_path / name
+    image.save(path, **options)
+    decoded = read_rgb(path)
+    assert decoded.dtype == torch.uint8 and decoded.shape == (3, 45, 62)
+    assert torch.equal(decoded, torchvision_rgb(path))
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_decoded_images_keep_their_stored_orientation(tmp_path, suffix, orientation):
+    """An EXIF orientation tag does not rotate or flip the image, as in Proxy Anchor's loading
+    and robdml's previous decoder (TorchCodec would apply it)."""
+    pixels = photo_like(30, 40, 3)
+    pixels[:8, :8] = 255  # a white top-left corner: any flip or rotation moves it
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"oriented{suffix}"
+    image.save(path, exif=exif, **({"quality": 95} if suffix == ".jpg" else {}))
+    with Image.open(path) as saved:
+        assert saved.getexif()[0x0112] == orientation
+    decoded = read_rgb(path)
+    assert decoded.shape == (3, 30, 40)
+    assert torch.equal(decoded, torchvision_rgb(path))
 
 
 def test_wrong_md5_and_missing_manual_file_stop_with_one_message(server, tmp_path):

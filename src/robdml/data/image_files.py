@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from robdml.data.prepared import contiguous_labels, save_split, train_class_count
@@ -58,10 +59,17 @@ def first_classes_split(
 
 
 def read_rgb(path: str | Path) -> torch.Tensor:
-    """uint8 [3, H, W]; grey and CMYK JPEGs (a few in CUB and CARS196) are converted to RGB."""
-    from torchvision.io import ImageReadMode, decode_image  # ~2 s: only jobs reading images
+    """uint8 [3, H, W] as stored: Pillow's `Image.open(path).convert("RGB")`, the Proxy Anchor
+    code's decoding (grey and CMYK JPEGs, a few in CUB and CARS196, and grey, palette or RGBA
+    PNGs converted to RGB; an EXIF orientation tag not applied). torchvision's decoders are
+    deprecated since 0.29; TorchCodec, their successor, always applies EXIF orientation and its
+    PyPI wheels need torch's CUDA 13 runtime, so Pillow (already a torchvision dependency)
+    decodes: pixel for pixel what torchvision's `decode_image` gave (tests/test_datasets.py)."""
+    from PIL import Image
 
-    return decode_image(str(path), mode=ImageReadMode.RGB)
+    with Image.open(path) as image:
+        pixels = np.array(image.convert("RGB"))
+    return torch.from_numpy(pixels).permute(2, 0, 1)
 
 
 def save_index(
