@@ -4,7 +4,7 @@ attack run in the same process on the same models.
 For each trained model and each attack of `attack_suites` (plus `--extra` entries): seconds,
 forward+backward passes through the model per test image (input-gradient passes, counted by a
 hook), both relative to the 10-step centroid baseline, and the clustering NMI / ARI of the
-adversarial set (mean over `evaluation.kmeans_seeds`, scored as src/evaluate.py scores).
+adversarial set (mean over `evaluation.kmeans_seeds`, scored as robdml.evaluation scores).
 
     PYTHONPATH=src python benchmarks/attack_suite.py --config config/demo.yaml \
         --models results/models/glyphs/cnn/*/seed0/model.pt \

@@ -3,7 +3,7 @@ robdml with each k-means backend, pytorch-metric-learning's AccuracyCalculator w
 a floor.
 
 - robdml-<backend>: evaluate_clustering (one k-means seed: NMI, AMI, ARI, F1, chance NMI) and
-  retrieval_metrics (R@1/2/4/8, R-precision, MAP@R), as src/evaluate.py runs them;
+  retrieval_metrics (R@1/2/4/8, R-precision, MAP@R), as robdml.evaluation runs them;
 - pml: AccuracyCalculator(NMI, AMI, precision_at_1, r_precision, mean_average_precision_at_r)
   with its defaults: faiss kNN, faiss.Kmeans(niter=20) seeded with k random points;
 - floor: the two big products alone, faiss.Kmeans(niter=20) and one chunked cosine

@@ -10,7 +10,7 @@ path and with the plain path (fp32 with torch's defaults: TF32 convolutions) in 
 - attack: the attack runner (robdml.attacks.runner) with `mi` cut to 10 APGD steps
   (clean embedding, the attacker's k-means, objective values and 8-bit delivery included),
   images/s on sets of 4 evaluation batches;
-- eval_cub, eval_inshop: what src/evaluate.py computes from embeddings (k-means metrics with the
+- eval_cub, eval_inshop: what robdml.evaluation computes from embeddings (k-means metrics with the
   `torch` backend over the config's k-means seeds, then retrieval metrics) on synthetic 512-d
   embeddings of CUB's test size (5,924 images, 100 classes) and In-Shop's (14,218, 3,985):
   seconds, the k-means on the GPU (fast) and on the CPU (plain); fp32 either way;
@@ -181,7 +181,7 @@ class Check:
         return run
 
     def evaluation(self, n: int, n_classes: int, device: torch.device) -> Callable:
-        """src/evaluate.py's metrics of synthetic embeddings (class centre + noise, unit norm):
+        """robdml.evaluation's metrics of synthetic embeddings (class centre + noise, unit norm):
         k-means metrics on `device`, retrieval metrics on the CPU embeddings, as it runs them."""
         evaluation = self.config["evaluation"]
         labels = torch.arange(n) % n_classes
