@@ -214,7 +214,7 @@ def test_main_table_bolds_the_best_mean_and_only_it(tmp_path):
     csv = table.frame()
     assert csv.loc[0, "clean NMI"] == "0.910 ± 0.014"  # the CSV has no markup
     assert "2 training seeds, each evaluated with 3 k-means seeds" in table.caption
-    assert "Chance NMI (k-means on random labels): d 0.500" in table.caption
+    assert "Chance NMI of the clean clusterings (mean over models): d 0.500" in table.caption
 
 
 def test_tied_best_values_are_all_bold_and_all_equal_values_none(tmp_path):
@@ -387,7 +387,8 @@ def test_the_tables_script_writes_every_table_from_its_arguments(tmp_path):
     run = subprocess.run(
         [sys.executable, str(REPO / "src/tables.py"), "--inputs", str(inputs), "--main-eps", "8",
          "--suites", json.dumps(SUITES), "--grid", json.dumps(grid), "--kmeans-seeds", "3",
-         "--benchmark-root", str(root), "--out-dir",
+         "--benchmark-root", str(root), "--config-hash", "abc",
+         "--provenance", str(tmp_path / "provenance.json"), "--out-dir",
          str(tmp_path / "out"), "--baselines", "vanilla"],
         capture_output=True, text=True,
     )  # fmt: skip
@@ -395,6 +396,9 @@ def test_the_tables_script_writes_every_table_from_its_arguments(tmp_path):
     out = tmp_path / "out"
     assert list(pd.read_csv(out / "main.csv")["defense"]) == ["eat", "vanilla", "pgd_at"]
     assert "3 k-means seeds" in (out / "main.md").read_text()
+    provenance = json.loads((tmp_path / "provenance.json").read_text())
+    assert provenance["config_hash"] == "abc" and provenance["metrics_files"] == len(paths)
+    assert f"Produced by commit {provenance['commit'][:10]}" in (out / "main.md").read_text()
     cost = pd.read_csv(out / "cost.csv").set_index("defense")
     assert cost.loc["eat", "train (s)"] == 60 and pd.isna(cost.loc["vanilla", "train (s)"])
     assert "mart" not in cost.index

@@ -363,12 +363,13 @@ def run_text(grid: Grid, kmeans_seeds: int | None, long: pd.DataFrame) -> str:
         if seeds > 1
         else "; ± std over the k-means seeds"
     )
-    if "nmi_chance" in long and long["nmi_chance"].notna().any():
-        chance = long.groupby("dataset")["nmi_chance"].mean()
+    clean = long[long["threat"] == "clean"] if "threat" in long else long
+    if "nmi_chance" in clean and clean["nmi_chance"].notna().any():
+        chance = clean.groupby("dataset")["nmi_chance"].mean()
         chance = chance.reindex([d for d in grid.datasets if d in chance] + [
             d for d in chance.index if d not in grid.datasets
         ])  # fmt: skip
-        text += ". Chance NMI (k-means on random labels): " + ", ".join(
+        text += ". Chance NMI of the clean clusterings (mean over models): " + ", ".join(
             f"{dataset} {value:.3f}" for dataset, value in chance.items()
         )
     return text + "."
