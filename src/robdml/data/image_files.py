@@ -68,7 +68,7 @@ def read_rgb(path: str | Path) -> torch.Tensor:
     from PIL import Image
 
     with Image.open(path) as image:
-        pixels = np.array(image.convert("RGB"))
+        pixels = np.array(image if image.mode == "RGB" else image.convert("RGB"))
     return torch.from_numpy(pixels).permute(2, 0, 1)
 
 
