@@ -16,7 +16,7 @@ from robdml.defenses.trs import (
     gradient_similarity,
     magnitude,
     magnitude_pgd,
-    ramped_eps,
+    ramped_radius,
     smoothness,
 )
 from robdml.losses import proxy_anchor_loss
@@ -360,9 +360,9 @@ def replay_sine() -> StepContext:
 def test_trs_pgd_eps_follows_the_linear_ramp(monkeypatch):
     """cureps = (adv_eps - init_eps) * epoch / epochs + init_eps, epoch counted from 0; the
     step is step_fraction x cureps, and the PGD sees only the second half of the batch."""
-    assert ramped_eps(SMOOTHNESS_ATTACK, 0, 10) == pytest.approx(0.1)
-    assert ramped_eps(SMOOTHNESS_ATTACK, 5, 10) == pytest.approx(0.15)
-    assert ramped_eps(SMOOTHNESS_ATTACK, 9, 10) == pytest.approx(0.19)
+    assert ramped_radius(SMOOTHNESS_ATTACK, 0, 10) == pytest.approx(0.1)
+    assert ramped_radius(SMOOTHNESS_ATTACK, 5, 10) == pytest.approx(0.15)
+    assert ramped_radius(SMOOTHNESS_ATTACK, 9, 10) == pytest.approx(0.19)
     seen = []
 
     def record(step, images, labels, eps, step_size, steps, accumulate):

@@ -1,9 +1,10 @@
 """The L-inf PGD core shared by training-time defenses and evaluation attacks: ascent on an
-objective, projected onto the eps ball around the clean images and onto [0, 1].
+objective, projected onto the L-inf ball of a given radius around the clean images and onto
+[0, 1] (radii in [0, 1] pixel units: `robdml.threat_model.radius(eps_255)`).
 
 Two step rules: `sign` (Madry et al.: fixed step, sign of the gradient, last iterate) and `apgd`
 (Croce & Hein, ICML 2020, "Reliable evaluation of adversarial robustness with an ensemble of
-diverse parameter-free attacks": step 2 eps, momentum 0.75, step halving at checkpoints where
+diverse parameter-free attacks": step 2 radius, momentum 0.75, step halving at checkpoints where
 progress stalled, restart from the best point; returns the per-sample best iterate).
 """
 
@@ -16,47 +17,48 @@ APGD_MOMENTUM = 0.75  # Croce & Hein's alpha
 APGD_SUCCESS_RATE = 0.75  # their rho: halve the step when fewer steps than this improved
 
 
-def project(adversarial: torch.Tensor, clean: torch.Tensor, eps: float) -> torch.Tensor:
-    """Closest point to `adversarial` inside the L-inf eps ball around `clean` and inside [0, 1]."""
-    return torch.clamp(torch.min(torch.max(adversarial, clean - eps), clean + eps), 0.0, 1.0)
+def project(adversarial: torch.Tensor, clean: torch.Tensor, radius: float) -> torch.Tensor:
+    """Closest point to `adversarial` inside the L-inf ball of `radius` around `clean` and
+    inside [0, 1]."""
+    return torch.clamp(torch.min(torch.max(adversarial, clean - radius), clean + radius), 0.0, 1.0)
 
 
-def random_start(clean: torch.Tensor, eps: float, generator: torch.Generator) -> torch.Tensor:
-    """Uniform noise in the eps ball (drawn on the CPU generator, so runs are reproducible)."""
+def random_start(clean: torch.Tensor, radius: float, generator: torch.Generator) -> torch.Tensor:
+    """Uniform noise in the radius ball (drawn on the CPU generator, so runs are reproducible)."""
     noise = torch.rand(clean.shape, generator=generator, dtype=clean.dtype) * 2 - 1
-    return project(clean + eps * noise.to(clean.device), clean, eps)
+    return project(clean + radius * noise.to(clean.device), clean, radius)
 
 
 def pgd(
     objective: Callable[[torch.Tensor], torch.Tensor],
     clean: torch.Tensor,
-    eps: float,
+    radius: float,
     step_size: float,
     steps: int,
     generator: torch.Generator | None,
     schedule: str = "sign",
     start: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Maximise the per-sample `objective(x)` over the eps ball.
+    """Maximise the per-sample `objective(x)` over the radius ball.
 
     Starts at `start` if given, else at a random point when a generator is given, else at the
     clean images. Only the input gradient is taken (`autograd.grad`), so model weights get no
     `.grad`. `schedule='apgd'` ignores `step_size` (APGD sets its own).
     """
-    if eps == 0 or steps == 0:
+    if radius == 0 or steps == 0:
         return clean.detach().clone()
     clean = clean.detach()
     if start is not None:
         adversarial = start.detach().clone()
     elif generator is not None:
-        adversarial = random_start(clean, eps, generator)
+        adversarial = random_start(clean, radius, generator)
     else:
         adversarial = clean.clone()
     if schedule == "apgd":
-        return apgd(objective, clean, adversarial, eps, steps)
+        return apgd(objective, clean, adversarial, radius, steps)
     for _ in range(steps):
         _, gradient = value_and_gradient(objective, adversarial)
-        adversarial = project(adversarial + step_size * gradient.sign(), clean, eps)
+        adversarial = project(adversarial + step_size * gradient.sign(), clean, radius)
     return adversarial
 
 
@@ -77,10 +79,10 @@ def apgd_checkpoints(steps: int) -> list[int]:
     return sorted({math.ceil(round(f * steps, 6)) for f in fractions if 0 < f <= 1})
 
 
-def apgd(objective, clean, start, eps: float, steps: int) -> torch.Tensor:
+def apgd(objective, clean, start, radius: float, steps: int) -> torch.Tensor:
     """APGD with per-sample step sizes; returns the per-sample best point seen."""
     view = (-1,) + (1,) * (clean.dim() - 1)
-    step = torch.full((len(clean),), 2.0 * eps, device=clean.device)
+    step = torch.full((len(clean),), 2.0 * radius, device=clean.device)
     current = start
     value, gradient = value_and_gradient(objective, current)
     best, best_value, best_gradient = current.clone(), value.clone(), gradient.clone()
@@ -89,10 +91,12 @@ def apgd(objective, clean, start, eps: float, steps: int) -> torch.Tensor:
     checkpoints = apgd_checkpoints(steps)
     last_checkpoint, step_at_last, best_at_last = 0, step.clone(), best_value.clone()
     for iteration in range(1, steps + 1):
-        z = project(current + step.view(view) * gradient.sign(), clean, eps)
+        z = project(current + step.view(view) * gradient.sign(), clean, radius)
         momentum = 1.0 if iteration == 1 else APGD_MOMENTUM
         proposal = project(
-            current + momentum * (z - current) + (1 - momentum) * (current - previous), clean, eps
+            current + momentum * (z - current) + (1 - momentum) * (current - previous),
+            clean,
+            radius,
         )
         previous, current = current, proposal
         new_value, gradient = value_and_gradient(objective, current)

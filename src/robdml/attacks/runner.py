@@ -25,6 +25,7 @@ from robdml.attacks.pgd import pgd
 from robdml.embedding import as_float, embed
 from robdml.fast_path import FastPath, configure_fast_path
 from robdml.runtime import generator
+from robdml.threat_model import radius
 
 
 def attack_test_set(
@@ -32,14 +33,15 @@ def attack_test_set(
     images: torch.Tensor,
     labels: torch.Tensor,
     params: dict,
-    eps_255: list[float],
+    eps_255_list: list[float],
     seed: int,
     batch_size: int,
     device: torch.device,
     fast_path: FastPath | None = None,
 ) -> list[dict]:
-    """Per eps: adversarial images, which samples were perturbed, the mean objective (first
-    round's context) before and after, and for re-fitting attacks the chosen round's agreement.
+    """Per budget of `eps_255_list` (in 1/255): adversarial images, which samples were
+    perturbed, the mean objective (first round's context) before and after, and for
+    re-fitting attacks the chosen round's agreement.
 
     `images` are uint8 (a stored test set) or float in [0, 1]; the adversarial images come back
     in the same type: uint8 ones are what an attacker delivers as 8-bit image files, so they are
@@ -58,12 +60,12 @@ def attack_test_set(
     n_clusters = int(labels.unique().numel())
     objective_clean = crafting.objective_values(crafting.resident, first_context).mean().item()
     results = []
-    for eps in eps_255:
-        best, record = crafting.run(first_context, eps, seed, n_clusters)
+    for eps_255 in eps_255_list:
+        best, record = crafting.run(first_context, eps_255, seed, n_clusters)
         objective_adversarial = crafting.objective_values(best, first_context).mean().item()
         results.append(
             {
-                "eps_255": eps,
+                "eps_255": eps_255,
                 "images": best,
                 "perturbed": attacked,
                 "objective_clean": objective_clean,
@@ -90,39 +92,41 @@ class Crafting:
         every = self.params["refit_every"] if self.attack.refits else steps
         return [min(every, steps - done) for done in range(0, steps, every)]
 
-    def run(self, first_context: Context, eps: float, seed: int, n_clusters: int) -> tuple:
-        """(delivered adversarial set, record of the choice made) at one eps."""
-        start_generator = generator(seed, round(eps * 1000))
+    def run(self, first_context: Context, eps_255: float, seed: int, n_clusters: int) -> tuple:
+        """(delivered adversarial set, record of the choice made) at one budget."""
+        start_generator = generator(seed, round(eps_255 * 1000))
         if self.attack.refits:
-            return self.run_refitting(first_context, eps, seed, n_clusters, start_generator)
-        return self.run_static(first_context, eps, start_generator), {}
+            return self.run_refitting(first_context, eps_255, seed, n_clusters, start_generator)
+        return self.run_static(first_context, eps_255, start_generator), {}
 
-    def run_static(self, context: Context, eps: float, start_generator) -> torch.Tensor:
+    def run_static(self, context: Context, eps_255: float, start_generator) -> torch.Tensor:
         """Per sample, the restart with the highest objective (the clean image if none beats it)."""
         best = self.images.clone()
         best_value = self.objective_values(best, context)
         for _ in range(self.params["restarts"]):
-            crafted = self.craft(context, None, eps / 255, self.params["steps"], start_generator)
-            delivered = self.deliver(crafted, eps)
+            crafted = self.craft(
+                context, None, radius(eps_255), self.params["steps"], start_generator
+            )
+            delivered = self.deliver(crafted, eps_255)
             value = self.objective_values(delivered, context)
             better = value > best_value
             best[better], best_value[better] = delivered[better], value[better]
         return best
 
-    def run_refitting(self, first_context, eps, seed, n_clusters, start_generator) -> tuple:
+    def run_refitting(self, first_context, eps_255, seed, n_clusters, start_generator) -> tuple:
         """Over restarts and rounds, the delivered set whose re-clustering (the attacker's own
         k-means) agrees least with the attack's reference labels. A single candidate (one
         restart, one round) is delivered as it is: there is nothing to choose or re-aim."""
         rounds = self.rounds()
         if self.params["restarts"] == 1 and len(rounds) == 1:
-            crafted = self.craft(first_context, None, eps / 255, rounds[0], start_generator)
-            return self.deliver(crafted, eps), {}
+            crafted = self.craft(first_context, None, radius(eps_255), rounds[0], start_generator)
+            return self.deliver(crafted, eps_255), {}
         best, best_agreement, chosen = None, math.inf, {}
         for restart in range(self.params["restarts"]):
             context, current = first_context, None
             for round_index, steps in enumerate(rounds):
-                current = self.craft(context, current, eps / 255, steps, start_generator)
-                delivered = self.deliver(current, eps)
+                current = self.craft(context, current, radius(eps_255), steps, start_generator)
+                delivered = self.deliver(current, eps_255)
                 embeddings = embed(self.model, delivered, self.batch_size, self.device)
                 assignments, centroids = kmeans_centroids(
                     embeddings, n_clusters, seed, self.params["kmeans_n_init"]
@@ -136,7 +140,7 @@ class Crafting:
                 context = self.attack.refit(context, embeddings, assignments, centroids)
         return best, {"agreement_nmi": float(best_agreement), "chosen": chosen}
 
-    def craft(self, context: Context, start, eps: float, steps: int, start_generator):
+    def craft(self, context: Context, start, ball: float, steps: int, start_generator):
         """One round of the PGD core over every batch, from `start` (None: random start), into
         one preallocated float set (the largest thing an attack job holds)."""
         crafted = torch.empty(self.images.shape, dtype=as_float(self.images[:1]).dtype)
@@ -149,7 +153,7 @@ class Crafting:
             clean = self.fast_path.batch(as_float(self.resident[index]))
             with self.fast_path.autocast():
                 crafted[index] = pgd(
-                    objective, clean, eps, eps * self.params["step_fraction"], steps,
+                    objective, clean, ball, ball * self.params["step_fraction"], steps,
                     start_generator, self.params["schedule"],
                     None if start is None else self.fast_path.batch(start[index]),
                 ).cpu()  # fmt: skip

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robdml.attacks.pgd import pgd
+from robdml.threat_model import radius
 
 
 @contextmanager
@@ -40,10 +41,10 @@ class StepContext:
         self, objective: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, attack: dict
     ) -> torch.Tensor:
         """Training-time PGD (random start) with `attack` = {eps_255, steps, step_fraction}."""
-        eps = attack["eps_255"] / 255
+        ball = radius(attack["eps_255"])
         with eval_mode(self.members):
             return pgd(
-                objective, images, eps, eps * attack["step_fraction"], attack["steps"],
+                objective, images, ball, ball * attack["step_fraction"], attack["steps"],
                 self.generator,
             )  # fmt: skip
 

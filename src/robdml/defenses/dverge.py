@@ -30,6 +30,7 @@ from torch import nn
 from robdml.attacks.pgd import project, random_start, value_and_gradient
 from robdml.defenses.base import Defense, eval_mode
 from robdml.runtime import generator
+from robdml.threat_model import radius
 
 LAYER_STREAM = -2  # generator key (seed, epoch, LAYER_STREAM) of the epoch's layer draw
 L1_FLOOR = 1e-12  # Linf_distillation's lower clamp of the per-sample gradient L1 norm
@@ -145,14 +146,14 @@ def tap_features(member: nn.Module, images: torch.Tensor, taps: tuple[Tap, ...])
 def momentum_descent(
     objective: Callable[[torch.Tensor], torch.Tensor],
     clean: torch.Tensor,
-    eps: float,
+    radius: float,
     step_size: float,
     steps: int,
     momentum: float,
     start: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Minimise the per-sample `objective` over the L-inf eps ball around `clean` (and [0, 1]),
-    as `Linf_distillation` does: g <- momentum * g + grad / ||grad||_1 (per sample), then
+    """Minimise the per-sample `objective` over the L-inf ball of `radius` around `clean` (and
+    [0, 1]), as `Linf_distillation` does: g <- momentum * g + grad / ||grad||_1 (per sample), then
     x <- project(x - step_size * sign(g)). `momentum` 0 is plain sign descent (their
     `--distill-no-momentum`). Starts at `start`, else at `clean`."""
     clean = clean.detach()
@@ -163,7 +164,7 @@ def momentum_descent(
         _, gradient = value_and_gradient(objective, adversarial)
         l1 = gradient.flatten(start_dim=1).abs().sum(dim=1).clamp_min(L1_FLOOR)
         accumulated = momentum * accumulated + gradient / l1.view(view)
-        adversarial = project(adversarial - step_size * accumulated.sign(), clean, eps)
+        adversarial = project(adversarial - step_size * accumulated.sign(), clean, radius)
     return adversarial
 
 
@@ -184,17 +185,17 @@ class DVERGE(Defense):
         those of `targets` (mean squared error; their MSELoss, up to a per-sample factor that
         the L1 normalisation removes)."""
         settings = self.params["distillation"]
-        eps = settings["eps_255"] / 255
+        ball = radius(settings["eps_255"])
         taps = feature_layers(member)[layer]  # once, not at every descent step
         with eval_mode([member]):
             with torch.no_grad():
                 goal = tap_features(member, targets, taps)
-            start = random_start(images, eps, step.generator) if settings["random_start"] else None
+            start = random_start(images, ball, step.generator) if settings["random_start"] else None
             return momentum_descent(
                 lambda x: (tap_features(member, x, taps) - goal).pow(2).mean(dim=1),
                 images,
-                eps,
-                eps * settings["step_fraction"],
+                ball,
+                ball * settings["step_fraction"],
                 settings["steps"],
                 settings["momentum"],
                 start,

@@ -59,6 +59,7 @@ import torch.nn.functional as F
 
 from robdml.attacks.pgd import pgd
 from robdml.defenses.base import Defense, StepContext, eval_mode
+from robdml.threat_model import radius
 
 MINERS = ("random", "semihard", "softhard", "hard")
 Triplets = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -198,9 +199,11 @@ class HardnessManipulation(Defense):
             return -meta_loss(hardness(e[:t], e[t : 2 * t], e[2 * t :]), destination, kind)
 
         attack = self.params["attack"]
-        eps = attack["eps_255"] / 255
+        ball = radius(attack["eps_255"])
         with eval_mode([member]):
-            return pgd(closeness, clean, eps, eps * attack["step_fraction"], attack["steps"], None)
+            return pgd(
+                closeness, clean, ball, ball * attack["step_fraction"], attack["steps"], None
+            )
 
     def loss(self, step, images, labels, mask):
         member, pal = step.members[0], step.pal_losses[0]

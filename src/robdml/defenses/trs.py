@@ -22,6 +22,7 @@ import torch
 
 from robdml.attacks.pgd import project, random_start
 from robdml.defenses.base import Defense, eval_mode, input_gradients, pairwise_cosines
+from robdml.threat_model import radius
 
 
 def gradient_similarity(gradients: list[torch.Tensor]) -> torch.Tensor:
@@ -40,10 +41,10 @@ def smoothness(gradients: list[torch.Tensor]) -> torch.Tensor:
     return sum(magnitude(gradient) for gradient in gradients) / len(gradients)
 
 
-def ramped_eps(settings: dict, epoch: int, epochs: int) -> float:
-    """Their cureps = (adv_eps - init_eps) * epoch / epochs + init_eps (epoch from 0), in [0, 1]
-    pixel units."""
-    init, final = settings["init_eps_255"] / 255, settings["final_eps_255"] / 255
+def ramped_radius(settings: dict, epoch: int, epochs: int) -> float:
+    """Their cureps = (adv_eps - init_eps) * epoch / epochs + init_eps (epoch from 0), as a
+    radius in [0, 1] pixel units."""
+    init, final = radius(settings["init_eps_255"]), radius(settings["final_eps_255"])
     return (final - init) * epoch / epochs + init
 
 
@@ -51,18 +52,19 @@ def magnitude_pgd(
     step,
     images: torch.Tensor,
     labels: torch.Tensor,
-    eps: float,
+    ball: float,
     step_size: float,
     steps: int,
     accumulate: bool,
 ) -> torch.Tensor:
-    """Their `PGD`: from a uniform random start in the eps ball (drawn on the step generator),
-    `steps` sign steps of `step_size` that increase `smoothness` of the members' Proxy Anchor
-    input gradients on (`images`, `labels`), projected on the eps ball and [0, 1]. With
+    """Their `PGD`: from a uniform random start in the ball of radius `ball` (drawn on the
+    step generator), `steps` sign steps of `step_size` that increase `smoothness` of the
+    members' Proxy Anchor input gradients on (`images`, `labels`), projected on that ball and
+    [0, 1]. With
     `accumulate` the step follows the sign of the SUM of the gradients so far, as theirs does
     (their adv.grad is never reset between steps); else the sign of the current one."""
     clean = images.detach()
-    adversarial = random_start(clean, eps, step.generator)
+    adversarial = random_start(clean, ball, step.generator)
     ascent = torch.zeros_like(clean)
     with eval_mode(step.members):
         for _ in range(steps):
@@ -75,7 +77,7 @@ def magnitude_pgd(
                 gradients.append(gradient.flatten(start_dim=1))
             (gradient,) = torch.autograd.grad(smoothness(gradients), inputs)
             ascent = ascent + gradient if accumulate else gradient
-            adversarial = project(adversarial + step_size * ascent.sign(), clean, eps)
+            adversarial = project(adversarial + step_size * ascent.sign(), clean, ball)
     return adversarial.detach()
 
 
@@ -83,14 +85,14 @@ class TRS(Defense):
     def smoothness_inputs(self, step, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """[first half of the batch, PGD examples of the second half] (`plus_adv`)."""
         settings = self.params["smoothness_attack"]
-        eps = ramped_eps(settings, step.epoch, step.epochs)
+        ball = ramped_radius(settings, step.epoch, step.epochs)
         half = len(images) // 2
         adversarial = magnitude_pgd(
             step,
             images[half:],
             labels[half:],
-            eps,
-            eps * settings["step_fraction"],
+            ball,
+            ball * settings["step_fraction"],
             settings["steps"],
             settings["accumulate"],
         )
