@@ -10,8 +10,8 @@ an attack runs. The first three can change results beyond noise, so the config's
 section switches each (README "GPU fast path"); the rest only move data sooner.
 
 On CPU only channels_last can be on (`cpu.channels_last`: the small CNN's max-pooling and
-convolutions run faster in that layout, README "Performance"); it changes results at the
-rounding level only. Every other part is off on CPU, exactly: with channels_last off, the CPU
+convolutions run faster in that layout, README "GPU fast path"); it changes floating-point
+summation order, which training and attacks amplify like a change of data order does. Every other part is off on CPU, exactly: with channels_last off, the CPU
 path runs the same operations as without this module (tests/test_fast_path.py checks
 bit-identical results). Evaluation never uses it: it measures with the plain model.
 """
