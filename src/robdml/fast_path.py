@@ -11,9 +11,10 @@ section switches each (README "GPU fast path"); the rest only move data sooner.
 
 On CPU only channels_last can be on (`cpu.channels_last`: the small CNN's max-pooling and
 convolutions run faster in that layout, README "GPU fast path"); it changes floating-point
-summation order, which training and attacks amplify like a change of data order does. Every other part is off on CPU, exactly: with channels_last off, the CPU
-path runs the same operations as without this module (tests/test_fast_path.py checks
-bit-identical results). Evaluation never uses it: it measures with the plain model.
+summation order, which training and attacks amplify like a change of data order does. Every
+other part is off on CPU, exactly: with channels_last off, the CPU path runs the same
+operations as without this module (tests/test_fast_path.py checks bit-identical results).
+Evaluation never uses it: it measures with the plain model.
 """
 
 import contextlib
