@@ -34,3 +34,4 @@ rule all:
         TSNE,
         SUMMARY,
         TRAINING_CURVES,
+        CARDS,

@@ -230,7 +230,7 @@ def expected(config: dict, rule: str, w: dict) -> tuple[int, int]:
         return resources.fixed_runtime(config, "report"), resources.mem_mb(
             config, "tsne", w["dataset"]
         )
-    assert rule in ("tables", "figures", "sanity", "summary", "training_curves"), rule
+    assert rule in ("tables", "figures", "sanity", "summary", "training_curves", "cards"), rule
     return resources.fixed_runtime(config, "report"), resources.mem_mb(config, "small")
 
 

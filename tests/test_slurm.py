@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 GPU_RULES = {"train", "attack", "attack_members", "transfer"}
 CPU_RULES = {"download", "extract", "prepare_data", "tables", "figures", "sanity", "tsne",
-             "summary", "training_curves"}  # fmt: skip
+             "summary", "training_curves", "cards"}  # fmt: skip
 
 
 def workflow_env(src: Path = REPO / "src") -> dict:

@@ -255,6 +255,12 @@ def test_demo_writes_tables_figures_and_metrics_with_provenance(tiny_demo):
     assert "## Main table" in summary and "Produced by commit" in summary
     assert re.search(r"\d+ checks, \d+ failed", summary)
     main = pd.read_csv(workdir / "results/tables/main.csv")
+    card = json.loads((workdir / "results/cards/glyphs/cnn_vanilla_seed0.json").read_text())
+    worst = {(row["threat_model"], row["eps_255"]): row["nmi"] for row in card["results"]}
+    table_cell = main.loc[main["defense"] == "vanilla", "label-free NMI"].iloc[0]
+    assert table_cell.startswith(f"{worst[('label-free', 8.0)]['value']:.3f}")  # like with like
+    assert worst[("label-free", 8.0)]["attack"] == "centroid"
+    assert (workdir / "results/cards/glyphs/cnn_eat2_seed0.md").read_text().startswith("# eat2")
     assert sorted(main["defense"]) == ["eat2", "pgd_at", "vanilla"]
     long = pd.read_csv(workdir / "results/tables/long.csv")
     transfer = long[long["threat"] == "transfer"]

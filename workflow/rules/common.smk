@@ -201,6 +201,8 @@ ALL_METRICS = (
 TABLES = expand("results/tables/main.{ext}", ext=["csv", "md", "tex"])
 SANITY = expand("results/sanity/sanity.{ext}", ext=["csv", "md"])
 SUMMARY = "results/summary.md"
+CARD = "results/cards/{dataset}/{backbone}_{defense}_seed{seed}"  # + .json, .md
+CARDS = [f"{CARD}.{ext}".format(**ids) for ids in MODEL_IDS for ext in ("json", "md")]
 TRAINING_CURVES = expand("results/figures/training_curves.{ext}", ext=["png", "pdf"])
 FIGURE_NAMES = [
     "nmi_by_defense",

@@ -236,3 +236,31 @@ rule training_curves:
     shell:
         "python {input.script} --models {input.models} --ids {params.ids:q}"
         " --defenses {params.defenses} --out-stem {params.stem} > {log} 2>&1"
+
+
+rule cards:
+    input:
+        long="results/tables/long.csv",
+        sanity="results/sanity/sanity.csv",
+        provenance="results/provenance.json",
+        script=f"{SRC}/cards.py",
+    output:
+        CARDS,
+    log:
+        f"{LOGS}/cards.log",
+    benchmark:
+        f"{BENCHMARKS}/cards.tsv"
+    conda:
+        "../../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb("small"),
+        runtime=fixed_runtime("report"),
+    params:
+        suites=as_json(config["attack_suites"]),
+        models=as_json(MODEL_IDS),
+        stem=lambda wildcards: CARD,
+    shell:
+        "python {input.script} --long {input.long} --sanity {input.sanity}"
+        " --provenance {input.provenance} --suites {params.suites:q}"
+        " --models {params.models:q} --stem {params.stem:q} > {log} 2>&1"
