@@ -7,6 +7,7 @@ import os
 import platform
 import tempfile
 from collections.abc import Callable
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -56,11 +57,17 @@ def spec_hash(spec: dict) -> str:
 
 
 def package_versions() -> dict[str, str]:
-    """Versions of the packages a result depends on, plus the Python version."""
+    """Versions of the packages a result depends on, plus the Python version (read once per
+    process: every metrics record carries them)."""
+    return dict(installed_versions())
+
+
+@cache
+def installed_versions() -> tuple[tuple[str, str], ...]:
     versions = {"python": platform.python_version()}
     for name in PROVENANCE_PACKAGES:
         try:
             versions[name] = version(name)
         except PackageNotFoundError:
             versions[name] = "not installed"
-    return versions
+    return tuple(versions.items())

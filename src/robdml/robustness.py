@@ -13,6 +13,7 @@ Each returns its metrics records (robdml.evaluation).
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -45,13 +46,14 @@ def attack_job(
     """Records of one attack job (`job`: robdml.jobs.attack_job_spec); writes the sets it
     keeps into `sets_dir`. The attacks craft on their own copy of the model (the fast path
     may change its layout); every set is measured with the plain one."""
+    measure = partial(record, split=split, spec=evaluation, device=device)
     model, model_spec = load(None)
     attacked, _ = load(None)
     members = [load(m) for m in range(job["members"])]
     records = []
     if job["clean"]:
         clean = ids_of(model_ids, "clean", 0, "clean")
-        records.append(record(model, model_spec, split["images"], split, clean, evaluation, device))
+        records.append(measure(model, model_spec, split["images"], ids=clean))
     keep = {(name, float(eps)) for name, eps in job["keep"]}
     for attack in job["attacks"]:
         name, spec = attack["name"], attack["spec"]
@@ -72,31 +74,13 @@ def attack_job(
             described = attack_record(result | source)
             whitebox = ids_of(model_ids, name, eps, "whitebox")
             records.append(
-                record(
-                    model,
-                    model_spec,
-                    result["images"],
-                    split,
-                    whitebox,
-                    evaluation,
-                    device,
-                    described,
-                )  # fmt: skip
+                measure(model, model_spec, result["images"], ids=whitebox, attack=described)
             )
             if eps == job["main_eps_255"]:
                 for index, (member, member_spec) in enumerate(members):
                     ids = ids_of(model_ids, name, eps, "member", f"member{index}")
                     records.append(
-                        record(
-                            member,
-                            member_spec,
-                            result["images"],
-                            split,
-                            ids,
-                            evaluation,
-                            device,
-                            described,
-                        )  # fmt: skip
+                        measure(member, member_spec, result["images"], ids=ids, attack=described)
                     )
             if (name, eps) in keep:
                 save_adversarial_set(Path(sets_dir) / set_name(name, eps), result, split, source)
@@ -113,6 +97,7 @@ def members_job(
     fast_path: FastPath,
 ) -> list[dict]:
     """Records of an ensemble's members job (`job`: robdml.jobs.members_job_spec)."""
+    measure = partial(record, split=split, spec=evaluation, device=device)
     ensemble, ensemble_spec = load(None)
     records = []
     for index in range(job["members"]):
@@ -121,8 +106,7 @@ def members_job(
         source = f"member{index}"
         if job["clean"]:
             ids = ids_of(model_ids, "clean", 0, "member", source)
-            records.append(record(member, member_spec, split["images"], split, ids, evaluation,
-                                  device))  # fmt: skip
+            records.append(measure(member, member_spec, split["images"], ids=ids))
         for attack in job["attacks"]:
             name, spec = attack["name"], attack["spec"]
             results = attack_test_set(
@@ -135,16 +119,7 @@ def members_job(
                 )
                 ids = ids_of(model_ids, name, result["eps_255"], "member_attack", source)
                 records.append(
-                    record(
-                        ensemble,
-                        ensemble_spec,
-                        result["images"],
-                        split,
-                        ids,
-                        evaluation,
-                        device,
-                        described,
-                    )  # fmt: skip
+                    measure(ensemble, ensemble_spec, result["images"], ids=ids, attack=described)
                 )
     return records
 
