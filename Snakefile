@@ -21,6 +21,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/weights.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/external.smk"
 include: "workflow/rules/attack.smk"
 include: "workflow/rules/report.smk"
 

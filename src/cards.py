@@ -1,5 +1,5 @@
-"""Rule cards: a robustness card per trained model (robdml.cards), JSON and Markdown, from the
-long results table, the sanity table and the run's provenance."""
+"""Rule cards: a robustness card per evaluated model, trained or external (robdml.cards), JSON
+and Markdown, from the long results table, the sanity table and the run's provenance."""
 
 import argparse
 import json
@@ -17,15 +17,16 @@ def main() -> None:
     parser.add_argument("--sanity", required=True, help="results/sanity/sanity.csv")
     parser.add_argument("--provenance", required=True, help="results/provenance.json")
     parser.add_argument("--suites", required=True, help="the `attack_suites` config, as JSON")
-    parser.add_argument("--models", required=True, help="JSON list: each model's ids")
-    parser.add_argument("--stem", required=True, help="a card's path without suffix, with {ids}")
+    parser.add_argument(
+        "--cards", required=True, help="JSON list: {model: its ids, stem: card path without suffix}"
+    )
     args = parser.parse_args()
     long = pd.read_csv(args.long, keep_default_na=False, na_values=[""])
     sanity = pd.read_csv(args.sanity, keep_default_na=False)
     provenance = json.loads(Path(args.provenance).read_text())
-    for model in json.loads(args.models):
-        card = model_card(long, sanity, json.loads(args.suites), model, provenance)
-        stem = args.stem.format(**model)
+    for entry in json.loads(args.cards):
+        card = model_card(long, sanity, json.loads(args.suites), entry["model"], provenance)
+        stem = entry["stem"]
         write_json(f"{stem}.json", card)
         atomic_write(f"{stem}.md", lambda tmp, card=card: tmp.write_text(card_markdown(card)))
 

@@ -2,12 +2,32 @@
 [0, 1], normalisation inside forward, unit embeddings; every way an entry can be wrong stops
 with one line naming the entry and the problem."""
 
+import hashlib
+import json
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robdml.models.external import ExternalModelError, build_external, check_external
+from conftest import REPO
+from robdml.config import (
+    ConfigError,
+    check_external_files,
+    load_schema,
+    read_config,
+    validate_config,
+)
+from robdml.data.prepared import SPLIT_FORMAT
+from robdml.models import load_model
+from robdml.models.external import (
+    ExternalModelError,
+    build_external,
+    check_external,
+    import_external,
+)
 
 FACTORIES = """
 import torch
@@ -157,3 +177,92 @@ def test_a_model_that_breaks_the_contract_is_refused_before_any_attack(
     with pytest.raises(ExternalModelError, match=rf"^external model '{function}': {message}"):
         check_external(function, model, images(), embedding_dim=dim)
     check_external("net", build_external("net", entry(factories, "net")), images(), 8)
+
+
+def test_an_imported_model_file_loads_as_the_same_wrapped_model(factories, tmp_path):
+    """import_external checks the model on test images and writes one model file; every job
+    loads it with load_model as it loads a trained model, with the same embeddings."""
+    test_images = (images(10) * 255).to(torch.uint8)
+    spec = entry(factories, "net") | {"image_size": 6, "dataset": "d", "backbone": "b"}
+    path = tmp_path / "model.pt"
+    import_external("net", spec, test_images, path)
+    loaded, model_spec = load_model(path)
+    expected = build_external("net", spec)
+    x = test_images.float() / 255
+    assert torch.equal(loaded(x), expected(x))
+    assert not loaded.training
+    assert model_spec["external"] == "net" and model_spec["mean"] == MEAN
+    assert model_spec["factory_sha256"] == hashlib.sha256(factories.read_bytes()).hexdigest()
+    with pytest.raises(ValueError, match="one external model; there is no member 1"):
+        load_model(path, member=1)
+
+
+def test_the_import_script_stops_a_bad_model_with_one_line_and_writes_nothing(factories, tmp_path):
+    data = tmp_path / "test.pt"
+    torch.save({"format": SPLIT_FORMAT, "images": (images(10) * 255).to(torch.uint8)}, data)
+    model = tmp_path / "model.pt"
+    spec = entry(factories, "dropout") | {"image_size": 6, "dataset": "d", "backbone": "b"}
+    run = subprocess.run(
+        [sys.executable, str(REPO / "src/import_external.py"), "--name", "dropout",
+         "--entry", json.dumps(spec), "--data", str(data), "--model", str(model)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines() == [
+        "error: external model 'dropout': two passes in eval mode give different embeddings "
+        "(dropout or other randomness active in eval mode)"
+    ]
+    assert not model.exists()
+
+
+EXTERNAL = {
+    "factory": "examples/external_model/factory.py:build",
+    "mean": [0.2], "std": [0.35], "image_size": 16, "dataset": "glyphs", "backbone": "cnn",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({}, None),
+        ({"name": "vanilla"}, r"external_models.vanilla: the name is a defense's"),
+        (
+            {"dataset": "cub200"},
+            r"external_models.mine.dataset: 'cub200' is not selected in "
+            r"run.datasets \(selected: glyphs\)",
+        ),
+        ({"backbone": "mlp"}, r"external_models.mine.backbone: 'mlp' is not selected"),
+        ({"mean": [0.5, 0.5, 0.5]}, r"external_models.mine.mean: 3 values for the 1 channels"),
+        (
+            {"image_size": 224},
+            r"external_models.mine.image_size: 224, but glyphs's test images "
+            r"are 16 px",
+        ),
+        ({"factory": "factory.py"}, r"external_models.mine.factory: 'factory.py' does not match"),
+        ({"colour": "red"}, r"external_models.mine: .*'colour'"),
+    ],
+)
+def test_an_external_model_entry_is_checked_with_one_line_naming_its_key(change, message):
+    change = dict(change)
+    name = change.pop("name", "mine")
+    config = read_config(REPO / "config/demo.yaml")
+    config["external_models"] = {name: EXTERNAL | change}
+    if message is None:
+        resolved = validate_config(config, load_schema(), "overlay")
+        assert resolved["external_models"]["mine"]["backbone"] == "cnn"
+        return
+    with pytest.raises(ConfigError, match=message) as error:
+        validate_config(config, load_schema(), "overlay")
+    assert "\n" not in str(error.value)
+
+
+def test_missing_factory_or_weights_files_are_named_when_the_workflow_plans(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = {"external_models": {"mine": EXTERNAL | {"weights": "results/external/w.pt"}}}
+    with pytest.raises(ConfigError, match=r"^overlay: external_models.mine.factory: no file "):
+        check_external_files(config, "overlay")  # relative to the working directory
+    config["external_models"]["mine"]["factory"] = (
+        f"{REPO}/examples/external_model/factory.py:build"
+    )
+    with pytest.raises(ConfigError, match=r"external_models.mine.weights: no file results/"):
+        check_external_files(config, "overlay")

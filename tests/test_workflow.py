@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -322,3 +323,75 @@ def test_demo_rerun_is_a_no_op_and_an_attack_change_reruns_only_downstream(tiny_
     assert counts["attack"] == 6
     assert counts["attack_members"] == 1  # eat2's members attacked with centroid
     assert counts["transfer"] == 1  # pgd_at and eat2 attacked with vanilla's new examples
+
+
+EXAMPLE = REPO / "examples/external_model"
+
+
+def external_overlay(path, weights):
+    """The worked example's overlay with the factory's absolute path (the run is elsewhere)."""
+    overlay = yaml.safe_load((EXAMPLE / "overlay.yaml").read_text())
+    entry = overlay["external_models"]["glyph_cnn"]
+    entry["factory"] = f"{EXAMPLE}/factory.py:build"
+    entry["weights"] = weights
+    path.write_text(yaml.safe_dump(overlay))
+    return path
+
+
+def test_an_external_model_is_imported_attacked_and_reported_never_trained(tmp_path):
+    overlay = external_overlay(tmp_path / "external.yaml", None)
+    run = snakemake("-n", "--configfile", str(REPO / "config/demo.yaml"), str(overlay),
+                    cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    counts = job_counts(run.stdout)
+    defenses = len(read_config(REPO / "config/demo.yaml")["run"]["defenses"])
+    assert counts["train"] == defenses and counts["import_external"] == 1
+    assert counts["attack"] == 2 * (defenses + 1)  # label_free, label_aware
+    assert "results/models/glyphs/cnn/glyph_cnn/seed0/model.pt" in run.stdout
+    assert "results/cards/glyphs/glyph_cnn.md" in run.stdout
+    missing = external_overlay(tmp_path / "missing.yaml", "results/external/absent.pt")
+    run = snakemake("-n", "--configfile", str(REPO / "config/demo.yaml"), str(missing),
+                    cwd=tmp_path)  # fmt: skip
+    assert run.returncode != 0
+    assert "glyph_cnn.weights: no file results/external/absent.pt" in run.stdout + run.stderr
+
+
+def test_the_worked_example_external_model_gets_the_card_of_the_model_it_was_exported_from(
+    tiny_demo, tmp_path
+):
+    """README "Bring your own model": a demo model exported as a plain state dict + factory,
+    evaluated through the external path, scores exactly what it scored as a trained defense
+    (white-box, every eps, both threat models); examples crafted on the trained model transfer
+    to it as white-box examples do."""
+    source, _ = tiny_demo
+    workdir = tmp_path / "demo"
+    shutil.copytree(source, workdir, symlinks=True)
+    export = subprocess.run(
+        [sys.executable, str(EXAMPLE / "export.py"),
+         "results/models/glyphs/cnn/vanilla/seed0/model.pt", "results/external/glyph_cnn.pt"],
+        cwd=workdir, capture_output=True, text=True,
+    )  # fmt: skip
+    assert export.returncode == 0, export.stderr
+    overlay = external_overlay(workdir / "external.yaml", "results/external/glyph_cnn.pt")
+    configs = ["--configfile", str(workdir / "tiny.yaml"), str(overlay)]
+    counts = job_counts(snakemake("-n", *configs, cwd=workdir).stdout)
+    assert "train" not in counts and counts["import_external"] == 1
+    run = snakemake("--cores", "2", *configs, cwd=workdir)
+    assert run.returncode == 0, run.stderr[-3000:]
+    cards = workdir / "results/cards/glyphs"
+    external = json.loads((cards / "glyph_cnn.json").read_text())
+    trained = json.loads((cards / "cnn_vanilla_seed0.json").read_text())
+    assert external["results"] == trained["results"]
+    assert external["model"] == {"dataset": "glyphs", "backbone": "cnn",
+                                 "defense": "glyph_cnn", "seed": 0}  # fmt: skip
+    main = pd.read_csv(workdir / "results/tables/main.csv")
+    assert list(main["defense"]) == ["vanilla", "pgd_at", "eat2", "glyph_cnn"]
+    long = pd.read_csv(workdir / "results/tables/long.csv")
+    mine = long[long["defense"] == "glyph_cnn"]
+    transferred = mine[mine["threat"] == "transfer"].set_index("eps_255")["nmi"]
+    whitebox = long[(long["defense"] == "vanilla") & (long["attack"] == "centroid")]
+    assert transferred.to_dict() == whitebox.set_index("eps_255")["nmi"].to_dict()
+    record = json.loads((workdir / "results/metrics/glyphs/cnn/glyph_cnn/seed0/label_free.json"
+                         ).read_text())["records"][0]  # fmt: skip
+    assert record["config"]["model"]["external"] == "glyph_cnn"
+    assert len(record["config"]["model"]["weights_sha256"]) == 64

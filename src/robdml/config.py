@@ -67,6 +67,7 @@ def validate_config(config: dict, schema: dict, source: str = "config") -> dict:
     check_references(config, source)
     check_normalisation(config, source)
     select(resolved, source)
+    check_external_models(resolved, config["defenses"], source)
     keep_source_raw_files(resolved)
     check_suites(resolved, source)
     stronger = resolved["sanity"]["stronger"]  # null: that variant is off (overlays merge)
@@ -130,6 +131,43 @@ def select(config: dict, source: str) -> None:
     for lists, key in ((report["tsne"], "defenses"), (report, "paired_baselines"),
                        (config["transfer"], "source_defenses")):  # fmt: skip
         lists[key] = [name for name in lists[key] if name in config["defenses"]]
+
+
+def check_external_models(config: dict, defenses: dict, source: str) -> None:
+    """Each external model (robdml.models.external) joins a selected dataset and backbone,
+    takes that dataset's test images as they are prepared and has a name no defense has."""
+    for name, entry in config["external_models"].items():
+        where = f"{source}: external_models.{name}"
+        if name in defenses:
+            raise ConfigError(f"{where}: the name is a defense's; external models need their own")
+        for key, section in (("dataset", "datasets"), ("backbone", "backbones")):
+            if entry[key] not in config[section]:
+                raise ConfigError(
+                    f"{where}.{key}: {entry[key]!r} is not selected in run.{section} "
+                    f"(selected: {', '.join(config[section])})"
+                )
+        dataset = config["datasets"][entry["dataset"]]
+        for key in ("mean", "std"):
+            if len(entry[key]) != dataset["channels"]:
+                raise ConfigError(
+                    f"{where}.{key}: {len(entry[key])} values for the {dataset['channels']} "
+                    f"channels of {entry['dataset']}'s images"
+                )
+        if entry["image_size"] != dataset["image_size"]:
+            raise ConfigError(
+                f"{where}.image_size: {entry['image_size']}, but {entry['dataset']}'s test "
+                f"images are {dataset['image_size']} px (attacks work on the prepared images)"
+            )
+
+
+def check_external_files(config: dict, source: str) -> None:
+    """The factory and weights files of every external model exist (checked when the
+    workflow plans, so a wrong path is one line instead of a missing-input error)."""
+    for name, entry in config["external_models"].items():
+        files = {"factory": entry["factory"].rpartition(":")[0], "weights": entry.get("weights")}
+        for key, path in files.items():
+            if path is not None and not Path(path).is_file():
+                raise ConfigError(f"{source}: external_models.{name}.{key}: no file {path}")
 
 
 def keep_source_raw_files(config: dict) -> None:

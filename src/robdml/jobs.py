@@ -51,7 +51,20 @@ def job_of(config: dict, attack: str) -> str:
 
 
 def members(config: dict, defense: str) -> int:
+    """Ensemble size of a defense; an external model is one model."""
+    if defense in config["external_models"]:
+        return 1
     return config["defenses"][defense].get("members", 1)
+
+
+def external_model_ids(config: dict) -> list[dict]:
+    """{dataset, backbone, defense, seed} of every external model: its name in the defense's
+    place, in its block, in the slot of the first run seed (it is evaluated once)."""
+    return [
+        {"dataset": e["dataset"], "backbone": e["backbone"], "defense": name,
+         "seed": config["run"]["seeds"][0]}
+        for name, e in config["external_models"].items()
+    ]  # fmt: skip
 
 
 def evaluated_members(config: dict, defense: str) -> int:
@@ -80,14 +93,22 @@ def transfer_sources(config: dict, defense: str, seed: int) -> list[tuple[str, i
     ]
 
 
-def transfer_targets(config: dict, defense: str, seed: int) -> list[tuple[str, int]]:
-    """(defense, seed) of the models attacked with the examples crafted on (defense, seed)."""
+def transfer_targets(
+    config: dict, dataset: str, backbone: str, defense: str, seed: int
+) -> list[tuple[str, int]]:
+    """(defense, seed) of the models of the (dataset, backbone) block attacked with the
+    examples crafted on (defense, seed): trained models, then external models."""
     if not config["transfer"]["attacks"]:
         return []
+    candidates = [(target, s) for target in config["defenses"] for s in config["run"]["seeds"]]
+    candidates += [
+        (ids["defense"], ids["seed"])
+        for ids in external_model_ids(config)
+        if (ids["dataset"], ids["backbone"]) == (dataset, backbone)
+    ]
     return [
         (target, target_seed)
-        for target in config["defenses"]
-        for target_seed in config["run"]["seeds"]
+        for target, target_seed in candidates
         if (defense, seed) in transfer_sources(config, target, target_seed)
     ]
 
@@ -105,21 +126,25 @@ def shows_in_tsne(config: dict, defense: str, seed: int) -> bool:
     return defense in config["report"]["tsne"]["defenses"] and seed == config["run"]["seeds"][0]
 
 
-def kept_sets(config: dict, defense: str, seed: int, job: str) -> list[tuple[str, float]]:
+def kept_sets(
+    config: dict, dataset: str, backbone: str, defense: str, seed: int, job: str
+) -> list[tuple[str, float]]:
     """(attack, eps) of the sets an attack job writes: every one with
     `keep_adversarial_images`, else those a transfer or t-SNE job reads."""
     crafted = [(a, eps) for a in attack_jobs(config)[job] for eps in attack_eps(config, a)]
     if config["keep_adversarial_images"]:
         return crafted
     read = set()
-    if transfer_targets(config, defense, seed):
+    if transfer_targets(config, dataset, backbone, defense, seed):
         read |= set(transfer_sets(config))
     if shows_in_tsne(config, defense, seed):
         read.add(tsne_set(config))
     return [entry for entry in crafted if entry in read]
 
 
-def attack_job_spec(config: dict, defense: str, seed: int, job: str) -> dict:
+def attack_job_spec(
+    config: dict, dataset: str, backbone: str, defense: str, seed: int, job: str
+) -> dict:
     """Exactly what determines an attack job's records and sets (robdml.robustness)."""
     return {
         "attacks": [
@@ -129,7 +154,7 @@ def attack_job_spec(config: dict, defense: str, seed: int, job: str) -> dict:
         "clean": job == next(iter(attack_jobs(config))),
         "members": evaluated_members(config, defense),
         "main_eps_255": main_eps(config),
-        "keep": kept_sets(config, defense, seed, job),
+        "keep": kept_sets(config, dataset, backbone, defense, seed, job),
     }
 
 

@@ -120,10 +120,6 @@ def attack_work(params: dict, n_eps: int, cost: dict) -> tuple[float, int]:
     return passes, kmeans
 
 
-def members(config: dict, defense: str) -> int:
-    return config["defenses"][defense].get("members", 1)
-
-
 def counts(config: dict, dataset: str) -> dict:
     """The dataset's image and class counts (datasets.<name>.counts)."""
     entry = config["datasets"][dataset]
@@ -181,7 +177,7 @@ def attack_seconds(
 ) -> float:
     """Work of one attack job over `n_eps` eps, on the whole model or one `member` alone."""
     passes, kmeans = attack_work(config["attacks"][attack], n_eps, config["resources"]["pass_cost"])
-    models = 1 if member else members(config, defense)
+    models = 1 if member else jobs.members(config, defense)
     images = counts(config, dataset)["test_images"] * models
     seconds = images * passes / throughput(config, dataset, backbone)
     return seconds + kmeans * kmeans_seconds(config, dataset, backbone)
@@ -193,7 +189,7 @@ def evaluate_seconds(
     """Work of one evaluate job over `n_sets` test sets (clean or adversarial): per set one
     forward pass of the model (or one `member`) and the evaluation's k-means runs."""
     evaluation = config["evaluation"]
-    models = 1 if member else members(config, defense)
+    models = 1 if member else jobs.members(config, defense)
     images = counts(config, dataset)["test_images"] * models
     forward = images * config["resources"]["pass_cost"]["forward"]
     kmeans = len(evaluation["kmeans_seeds"]) * evaluation["kmeans_n_init"]
@@ -210,7 +206,7 @@ def attack_job_seconds(config: dict, dataset: str, backbone: str, defense: str, 
     """Work of one attack job (robdml.jobs): each attack over its eps, each set it crafts
     evaluated on the model and, at the main eps, on every member evaluated alone; the first
     job also evaluates the clean test set."""
-    spec = jobs.attack_job_spec(config, defense, config["run"]["seeds"][0], job)
+    spec = jobs.attack_job_spec(config, dataset, backbone, defense, config["run"]["seeds"][0], job)
     seconds = 0.0
     for attack in spec["attacks"]:
         n_eps = len(attack["eps_255"])
@@ -242,7 +238,7 @@ def transfer_job_seconds(
     n_sets = len(jobs.transfer_sets(config))
     return sum(
         evaluate_seconds(config, dataset, backbone, target, n_sets)
-        for target, _ in jobs.transfer_targets(config, defense, seed)
+        for target, _ in jobs.transfer_targets(config, dataset, backbone, defense, seed)
     )
 
 

@@ -52,23 +52,27 @@ def load_results(paths: list[str | Path]) -> pd.DataFrame:
 
 @dataclass
 class Grid:
-    """The run's selection in config order (`run`: datasets, backbones, defenses, seeds) and
-    per model the transfer sources (`defense/seed{s}`) whose examples it is evaluated on."""
+    """The run's selection in config order (`run`: datasets, backbones, defenses, seeds; the
+    external models, each (dataset, backbone, name, seed), after the defenses of its block)
+    and per model the transfer sources (`defense/seed{s}`) whose examples it is evaluated on."""
 
     datasets: list[str]
     backbones: list[str]
     defenses: list[str]
     seeds: list[int]
     transfer_sources: dict[tuple, list[str]] = field(default_factory=dict)
+    external: list[tuple] = field(default_factory=list)
 
     @classmethod
     def from_config(cls, run: dict, transfer: dict | None = None) -> "Grid":
-        """From the `run` selection (lists) and the `transfer` config section."""
+        """From the `run` selection (lists; `external`: robdml.jobs.external_model_ids) and
+        the `transfer` config section."""
         from robdml.jobs import transfer_sources
 
         grid = cls(
             list(run["datasets"]), list(run["backbones"]), list(run["defenses"]),
             [int(seed) for seed in run["seeds"]],
+            external=[tuple(ids[key] for key in MODEL) for ids in run.get("external", [])],
         )  # fmt: skip
         if transfer and transfer.get("attacks"):
             config = {"run": {"seeds": grid.seeds}, "transfer": transfer}
@@ -85,13 +89,24 @@ class Grid:
         return cls(*(sorted(models[key].unique().tolist()) for key in MODEL))
 
     def models(self) -> list[tuple]:
-        return list(itertools.product(self.datasets, self.backbones, self.defenses, self.seeds))
+        trained = itertools.product(self.datasets, self.backbones, self.defenses, self.seeds)
+        return list(trained) + self.external
+
+    def groups(self) -> list[tuple]:
+        """(dataset, backbone, defense) of every expected model, without repeats."""
+        return list(dict.fromkeys(model[:3] for model in self.models()))
+
+    def defense_order(self) -> list[str]:
+        """Defenses, then external models, in config order."""
+        return self.defenses + [model[2] for model in self.external]
 
 
 def order_rows(frame: pd.DataFrame, grid: Grid) -> pd.DataFrame:
     """Rows in the grid's order of datasets, backbones and defenses (names outside the grid
     after, sorted); stable otherwise."""
-    orders = {"dataset": grid.datasets, "backbone": grid.backbones, "defense": grid.defenses}
+    orders = {
+        "dataset": grid.datasets, "backbone": grid.backbones, "defense": grid.defense_order()
+    }  # fmt: skip
     keys = []
     for column, order in orders.items():
         if column in frame:
@@ -108,9 +123,7 @@ def order_rows(frame: pd.DataFrame, grid: Grid) -> pd.DataFrame:
 def table_index(long: pd.DataFrame, grid: Grid) -> pd.MultiIndex:
     """(dataset, backbone, defense) of every expected group and of every group with records,
     in the grid's order."""
-    expected = pd.DataFrame(
-        list(itertools.product(grid.datasets, grid.backbones, grid.defenses)), columns=GROUP
-    )
+    expected = pd.DataFrame(grid.groups(), columns=GROUP)
     present = long[GROUP].drop_duplicates() if len(long) else expected.iloc[:0]
     groups = pd.concat([expected, present]).drop_duplicates()
     return pd.MultiIndex.from_frame(order_rows(groups, grid))
@@ -380,10 +393,9 @@ def cost_frame(paths: list[str | Path], grid: Grid) -> pd.DataFrame:
         [benchmark_row(Path(path)) for path in paths],
         columns=GROUP + ["seed", "kind", "seconds", "max_rss"],
     )
-    rows = rows[
-        rows["dataset"].isin(grid.datasets) & rows["backbone"].isin(grid.backbones)
-        & rows["defense"].isin(grid.defenses) & rows["seed"].isin(grid.seeds)
-    ]  # fmt: skip
+    expected = set(grid.models())
+    in_grid = [tuple(model) in expected for model in rows[MODEL].itertuples(index=False)]
+    rows = rows[pd.Series(in_grid, index=rows.index, dtype=bool)]
     index = table_index(rows, grid)
     frame = rows.groupby(GROUP + ["kind"])["seconds"].sum().unstack("kind")
     frame = frame.reindex(index=index, columns=JOB_KINDS).astype(float)

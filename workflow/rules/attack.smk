@@ -29,7 +29,7 @@ rule attack:
         mem_mb=attack_mem_mb,
         runtime=attack_runtime,
     params:
-        job=lambda w: job_spec(w.defense, w.seed, w.job),
+        job=lambda w: job_spec(w.dataset, w.backbone, w.defense, w.seed, w.job),
         evaluation=as_json(evaluation_spec(config)),
         ids=model_ids,
         device=device_option(config),

@@ -11,6 +11,7 @@ from robdml import resources as cost_model
 from robdml.config import (
     DEFAULT_CONFIG,
     ConfigError,
+    check_external_files,
     device_option,
     evaluation_spec,
     load_schema,
@@ -24,7 +25,9 @@ from robdml.io import spec_hash
 from robdml.jobs import (
     attack_job_spec,
     attack_jobs,
+    external_model_ids,
     has_members_job,
+    members,
     job_of,
     members_job_spec,
     transfer_sets,
@@ -38,17 +41,14 @@ try:
     for path in workflow.configfiles:  # Snakemake's loader lets a duplicate key win
         read_yaml(path)
     overlays = [path for path in workflow.configfiles if Path(path) != DEFAULT_CONFIG]
-    config.update(
-        validate_config(
-            config,
-            load_schema(SCHEMA),
-            source=" + ".join(map(str, overlays or [DEFAULT_CONFIG])),
-        )
-    )
+    source = " + ".join(map(str, overlays or [DEFAULT_CONFIG]))
+    config.update(validate_config(config, load_schema(SCHEMA), source=source))
+    check_external_files(config, source)
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
 SEEDS = config["run"]["seeds"]
+EXTERNAL_MODELS = list(config["external_models"])
 
 
 def one_of(names):
@@ -59,7 +59,7 @@ def one_of(names):
 wildcard_constraints:  # the selected names only: a typo in a target path matches no rule
     dataset=one_of(config["datasets"]),
     backbone=one_of(config["backbones"]),
-    defense=one_of(config["defenses"]),
+    defense=one_of([*config["defenses"], *EXTERNAL_MODELS]),
     attack=r"[a-z][a-z0-9_]*",
     seed=one_of([str(seed) for seed in SEEDS]),
 
@@ -70,7 +70,7 @@ def check_target_names(targets):
     selected = {
         "dataset": list(config["datasets"]),
         "backbone": list(config["backbones"]),
-        "defense": list(config["defenses"]),
+        "defense": [*config["defenses"], *EXTERNAL_MODELS],
         "seed": [f"seed{seed}" for seed in SEEDS],
     }
     for target in targets:
@@ -126,8 +126,8 @@ def train_runtime(wildcards, attempt):
 
 # The DAG asks for these once per job (thousands in the paper grid): computed once per key.
 @cache
-def job_spec(defense, seed, job):
-    return as_json(attack_job_spec(config, defense, int(seed), job))
+def job_spec(dataset, backbone, defense, seed, job):
+    return as_json(attack_job_spec(config, dataset, backbone, defense, int(seed), job))
 
 
 @cache
@@ -169,7 +169,8 @@ def mem_mb(kind):
 
 def attack_mem_mb(wildcards, attempt):
     """An attack keeps one adversarial set per eps of the attack it runs."""
-    attacks = json.loads(job_spec(wildcards.defense, SEEDS[0], wildcards.job))[
+    w = wildcards
+    attacks = json.loads(job_spec(w.dataset, w.backbone, w.defense, SEEDS[0], w.job))[
         "attacks"
     ]
     n_eps = max(len(attack["eps_255"]) for attack in attacks)
@@ -184,13 +185,17 @@ MODEL_IDS = [
     for f in config["defenses"]
     for s in SEEDS
 ]
+EXTERNAL_IDS = external_model_ids(config)  # attacked and evaluated, never trained
+EVALUATED_IDS = MODEL_IDS + EXTERNAL_IDS
 MEMBERS_JOB_DEFENSES = [d for d in config["defenses"] if has_members_job(config, d)]
 TRANSFER_SETS = transfer_sets(config)
-TRANSFER_SOURCES = [
-    ids for ids in MODEL_IDS if transfer_targets(config, ids["defense"], ids["seed"])
-]
+TRANSFER_SOURCES = [ids for ids in MODEL_IDS if transfer_targets(config, **ids)]
 ALL_METRICS = (
-    [f"{METRICS}/{job}.json".format(**ids) for ids in MODEL_IDS for job in ATTACK_JOBS]
+    [
+        f"{METRICS}/{job}.json".format(**ids)
+        for ids in EVALUATED_IDS
+        for job in ATTACK_JOBS
+    ]
     + [
         f"{METRICS}/members.json".format(**ids)
         for ids in MODEL_IDS
@@ -202,7 +207,11 @@ TABLES = expand("results/tables/main.{ext}", ext=["csv", "md", "tex"])
 SANITY = expand("results/sanity/sanity.{ext}", ext=["csv", "md"])
 SUMMARY = "results/summary.md"
 CARD = "results/cards/{dataset}/{backbone}_{defense}_seed{seed}"  # + .json, .md
-CARDS = [f"{CARD}.{ext}".format(**ids) for ids in MODEL_IDS for ext in ("json", "md")]
+EXTERNAL_CARD = "results/cards/{dataset}/{defense}"  # an external model's name
+CARD_STEMS = [(ids, CARD.format(**ids)) for ids in MODEL_IDS] + [
+    (ids, EXTERNAL_CARD.format(**ids)) for ids in EXTERNAL_IDS
+]
+CARDS = [f"{stem}.{ext}" for _, stem in CARD_STEMS for ext in ("json", "md")]
 TRAINING_CURVES = expand("results/figures/training_curves.{ext}", ext=["png", "pdf"])
 FIGURE_NAMES = [
     "nmi_by_defense",
@@ -229,7 +238,7 @@ def n_members(wildcards):
     """Ensemble size of a defense (1 for single-model defenses); also the `priority` of its
     train and attack jobs: an ensemble's jobs are the longest, started first they do not leave
     one job running alone at the end."""
-    return config["defenses"][wildcards.defense].get("members", 1)
+    return members(config, wildcards.defense)
 
 
 def weights_files(backbones):
@@ -277,7 +286,9 @@ def transfer_target_ids(wildcards):
     w = wildcards
     return [
         {"dataset": w.dataset, "backbone": w.backbone, "defense": d, "seed": s}
-        for d, s in transfer_targets(config, w.defense, int(w.seed))
+        for d, s in transfer_targets(
+            config, w.dataset, w.backbone, w.defense, int(w.seed)
+        )
     ]
 
 

@@ -66,6 +66,7 @@ rule tables:
                 "backbones": list(config["backbones"]),
                 "defenses": list(config["defenses"]),
                 "seeds": SEEDS,
+                "external": EXTERNAL_IDS,
             }
         ),
         transfer=as_json(config["transfer"]),
@@ -114,7 +115,7 @@ rule figures:
     params:
         main_eps=config["report"]["main_eps_255"],
         suites=as_json(config["attack_suites"]),
-        defenses=list(config["defenses"]),
+        defenses=[*config["defenses"], *EXTERNAL_MODELS],
     shell:
         "python {input.script} --long {input.long} --cost {input.cost}"
         " --main-eps {params.main_eps} --suites {params.suites:q}"
@@ -258,9 +259,8 @@ rule cards:
         runtime=fixed_runtime("report"),
     params:
         suites=as_json(config["attack_suites"]),
-        models=as_json(MODEL_IDS),
-        stem=lambda wildcards: CARD,
+        cards=as_json([{"model": ids, "stem": stem} for ids, stem in CARD_STEMS]),
     shell:
         "python {input.script} --long {input.long} --sanity {input.sanity}"
         " --provenance {input.provenance} --suites {params.suites:q}"
-        " --models {params.models:q} --stem {params.stem:q} > {log} 2>&1"
+        " --cards {params.cards:q} > {log} 2>&1"

@@ -14,6 +14,8 @@ rule train:
         f"{LOGS}/train/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}.log",
     benchmark:
         f"{BENCHMARKS}/train/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}.tsv"
+    wildcard_constraints:
+        defense=one_of(config["defenses"]),  # external models are imported, not trained
     priority: n_members
     conda:
         "../../envs/torch.yaml"

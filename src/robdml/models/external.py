@@ -9,6 +9,7 @@ wrong with an entry stops with one line naming the entry and what is wrong, befo
 runs (`ExternalModelError`).
 """
 
+import hashlib
 import importlib.util
 import sys
 from collections.abc import Callable
@@ -18,9 +19,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robdml.io import torch_save
+
+EXTERNAL_FORMAT = "robdml-external/1"
 # the largest difference between two evaluations of the same images that still counts as
 # the same embedding (float reordering between batch sizes)
 SAME_EMBEDDING = 1e-4
+# test images the contract is checked on: enough to see an embedding depend on its batch,
+# few enough for a CPU job with a ResNet-50
+CHECK_IMAGES = 8
 
 
 class ExternalModelError(ValueError):
@@ -148,3 +155,46 @@ def check_external(
                 f"external model {name!r}: an image's embedding depends on its batch in eval "
                 "mode (BatchNorm or similar using batch statistics)"
             )
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def external_spec(name: str, entry: dict) -> dict:
+    """What an external model's metrics records keep as its config: the entry, and the
+    checksums of its factory file and weights (the code and numbers behind the result)."""
+    weights = entry.get("weights")
+    return {
+        "external": name,
+        **entry,
+        "factory_sha256": file_sha256(entry["factory"].rpartition(":")[0]),
+        "weights_sha256": file_sha256(weights) if weights else None,
+    }
+
+
+def import_external(name: str, entry: dict, test_images: torch.Tensor, path: str | Path) -> None:
+    """Build an entry's model, check it on the first CHECK_IMAGES test images (uint8) and
+    write it as one model file (weights included) that `load_external` rebuilds from the
+    factory."""
+    model = build_external(name, entry)
+    images = test_images[:CHECK_IMAGES].float() / 255
+    check_external(name, model, images, entry.get("embedding_dim"))
+    torch_save(
+        path,
+        {
+            "format": EXTERNAL_FORMAT,
+            "name": name,
+            "spec": external_spec(name, entry),
+            "state": model.state_dict(),
+        },
+    )
+
+
+def load_external(payload: dict) -> tuple[ExternalModel, dict]:
+    """(model in eval mode, spec) of an `import_external` file's contents."""
+    spec = payload["spec"]
+    entry = {key: spec[key] for key in ("factory", "mean", "std")}
+    model = build_external(payload["name"], entry)
+    model.load_state_dict(payload["state"])
+    return model.eval(), spec

@@ -7,6 +7,7 @@ from torch import nn
 
 from robdml.io import spec_hash, torch_save
 from robdml.models.embedding import EmbeddingModel, Ensemble
+from robdml.models.external import EXTERNAL_FORMAT, load_external
 from robdml.runtime import generator
 
 MODEL_FORMAT = "robdml-model/1"
@@ -54,8 +55,14 @@ def load_model(
     path: str | Path, device: torch.device | str = "cpu", member: int | None = None
 ) -> tuple[nn.Module, dict]:
     """(model in eval mode, spec); an ensemble file loads as an `Ensemble`, which is one model,
-    or, with `member`, as that member alone."""
+    or, with `member`, as that member alone. An external model's file (robdml.models.external)
+    loads as its wrapped model."""
     payload = torch.load(path, map_location="cpu", weights_only=False)
+    if payload.get("format") == EXTERNAL_FORMAT:
+        if member not in (None, 0):
+            raise ValueError(f"{path} is one external model; there is no member {member}")
+        model, spec = load_external(payload)
+        return model.to(device), spec
     if payload.get("format") != MODEL_FORMAT:
         raise ValueError(f"{path} is not a {MODEL_FORMAT} file")
     spec = payload["spec"]
