@@ -67,15 +67,12 @@ def test_every_shipped_config_plans_every_training_job_offline(tmp_path, paths):
         * sum(has_members_job(config, defense) for defense in config["defenses"])
     )
     assert counts.get("attack_members", 0) == members_jobs
-    n_sources = (
-        n_models
-        // len(config["defenses"])
-        // len(config["run"]["seeds"])
-        * sum(
-            bool(transfer_targets(config, defense, seed))
-            for defense in config["defenses"]
-            for seed in config["run"]["seeds"]
-        )
+    n_sources = sum(
+        bool(transfer_targets(config, dataset, backbone, defense, seed))
+        for dataset in config["datasets"]
+        for backbone in config["backbones"]
+        for defense in config["defenses"]
+        for seed in config["run"]["seeds"]
     )
     assert counts.get("transfer", 0) == n_sources
     if [path.name for path in paths] == ["config.yaml"]:  # the paper grid fits a cluster's queue
