@@ -17,11 +17,18 @@ test set, 14,218 images of 3,985 classes), sop (Stanford Online Products', 60,50
 and tiny, for a quick check. The last line sums it up for the fastest robdml backend other than
 sklearn; values_equal says whether its retrieval values equal pml's (to 1e-9).
 
+--phases times the parts instead, in this process: the `torch` backend's greedy k-means++
+seeding (and its distance rows against the k x (2 + ln k) the algorithm scores) and Lloyd
+iterations, the retrieval pass, and the floor's faiss k-means (with the iterations it ran) and
+similarity pass: where the time goes, and what bounds the ratio to the floor.
+
     PYTHONPATH=src python benchmarks/eval.py --size tiny
+    PYTHONPATH=src python benchmarks/eval.py --size inshop --phases
 """
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -36,7 +43,7 @@ import torch
 from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 from threadpoolctl import threadpool_limits
 
-from robdml.metrics import evaluate_clustering, retrieval_metrics
+from robdml.metrics import evaluate_clustering, kmeans, retrieval_metrics
 
 SIZES = {"tiny": (2000, 500), "inshop": (14218, 3985), "sop": (60502, 11316)}
 DIM = 512
@@ -69,11 +76,14 @@ def run_pml(embeddings, labels) -> dict:
     }
 
 
-def run_floor(embeddings, labels) -> dict:
-    n_classes = len(np.unique(labels))
-    kmeans = faiss.Kmeans(DIM, n_classes, niter=20, seed=0)
-    kmeans.train(embeddings)
-    kmeans.index.search(embeddings, 1)
+def floor_kmeans(embeddings, labels) -> faiss.Kmeans:
+    clustering = faiss.Kmeans(DIM, len(np.unique(labels)), niter=20, seed=0)
+    clustering.train(embeddings)
+    clustering.index.search(embeddings, 1)
+    return clustering
+
+
+def floor_similarity_pass(embeddings, labels) -> None:
     depth = int(np.bincount(labels).max())
     points = torch.from_numpy(embeddings)
     for start in range(0, len(points), 2048):
@@ -81,7 +91,58 @@ def run_floor(embeddings, labels) -> dict:
         rows = torch.arange(len(similarity))
         similarity[rows, start + rows] = -torch.inf
         similarity.topk(depth, dim=1)
+
+
+def run_floor(embeddings, labels) -> dict:
+    floor_kmeans(embeddings, labels)
+    floor_similarity_pass(embeddings, labels)
     return {}
+
+
+def phases(embeddings, labels, threads: int) -> None:
+    """Seconds of each part of the torch backend's evaluation and of the floor, one process."""
+    torch.set_num_threads(threads)
+    faiss.omp_set_num_threads(threads)
+    threadpool_limits(threads)
+    points, n_classes = torch.from_numpy(embeddings), len(np.unique(labels))
+    rows = []
+
+    def counted(points_, point_sq, which):
+        rows.append(len(which))
+        return distance_rows(points_, point_sq, which)
+
+    distance_rows, kmeans.squared_distances = kmeans.squared_distances, counted
+    try:
+        started = time.perf_counter()
+        seeds = kmeans.kmeans_plusplus(points, n_classes, torch.Generator().manual_seed(0))
+        seeded = time.perf_counter()
+    finally:
+        kmeans.squared_distances = distance_rows
+    tol = kmeans.TOL * points.var(dim=0, correction=0).mean().item()
+    kmeans.lloyd(points, points[seeds], kmeans.torch_nearest, tol)
+    clustered = time.perf_counter()
+    retrieval_metrics(points, torch.from_numpy(labels))
+    retrieved = time.perf_counter()
+    iterations = len(floor_kmeans(embeddings, labels).obj)
+    floor_clustered = time.perf_counter()
+    floor_similarity_pass(embeddings, labels)
+    floor_retrieved = time.perf_counter()
+    scored = n_classes * (2 + int(math.log(n_classes)))
+    ours = {"seeding": seeded - started, "lloyd": clustered - seeded,
+            "retrieval": retrieved - clustered}  # fmt: skip
+    floor = {"kmeans": floor_clustered - retrieved, "similarity": floor_retrieved - floor_clustered}
+    print(f"torch backend: seeding {ours['seeding']:.2f} s ({sum(rows)} distance rows, "
+          f"{scored} scored by greedy k-means++), Lloyd {ours['lloyd']:.2f} s, retrieval "
+          f"{ours['retrieval']:.2f} s")  # fmt: skip
+    print(
+        f"floor: faiss k-means {floor['kmeans']:.2f} s ({iterations} iterations run), "
+        f"similarity pass {floor['similarity']:.2f} s"
+    )
+    print(
+        f"RESULT phases seeding_s={ours['seeding']:.2f} lloyd_s={ours['lloyd']:.2f}"
+        f" retrieval_s={ours['retrieval']:.2f} floor_s={sum(floor.values()):.2f}"
+        f" seeding_vs_floor={ours['seeding'] / sum(floor.values()):.2f}"
+    )
 
 
 def worker(method: str, data: Path, threads: int) -> None:
@@ -117,6 +178,7 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=2.0, help="noise scale around centres")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--backends", nargs="+", default=["torch", "faiss", "sklearn"])
+    parser.add_argument("--phases", action="store_true", help="time the parts, one process")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -125,6 +187,9 @@ def main() -> None:
         return
 
     n, n_classes = SIZES[args.size]
+    if args.phases:
+        phases(*synthetic_embeddings(n, n_classes, args.noise), args.threads)
+        return
     print(f"size={args.size} ({n} images, {n_classes} classes, {DIM}-D), noise={args.noise}, "
           f"threads={args.threads}")  # fmt: skip
     methods = [f"robdml-{backend}" for backend in args.backends] + ["pml", "floor"]

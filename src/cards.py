@@ -18,14 +18,19 @@ def main() -> None:
     parser.add_argument("--provenance", required=True, help="results/provenance.json")
     parser.add_argument("--suites", required=True, help="the `attack_suites` config, as JSON")
     parser.add_argument(
-        "--cards", required=True, help="JSON list: {model: its ids, stem: card path without suffix}"
+        "--cards",
+        required=True,
+        help="JSON list: {model: its ids, stem: card path without suffix, external: its entry}",
     )
     args = parser.parse_args()
     long = pd.read_csv(args.long, keep_default_na=False, na_values=[""])
     sanity = pd.read_csv(args.sanity, keep_default_na=False)
     provenance = json.loads(Path(args.provenance).read_text())
     for entry in json.loads(args.cards):
-        card = model_card(long, sanity, json.loads(args.suites), entry["model"], provenance)
+        card = model_card(
+            long, sanity, json.loads(args.suites), entry["model"], provenance,
+            entry.get("external"),
+        )  # fmt: skip
         stem = entry["stem"]
         write_json(f"{stem}.json", card)
         atomic_write(f"{stem}.md", lambda tmp, card=card: tmp.write_text(card_markdown(card)))

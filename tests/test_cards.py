@@ -61,3 +61,12 @@ def test_the_markdown_card_marks_a_failed_check_and_names_the_commit():
     assert "| 8 | label-free | 0.600 (random_target) | 0.100 (random_target) |" in text
     assert "Sanity checks: 2, 1 failed." in text and "- **FAIL**: label-aware b: y: w" in text
     assert "config hash h" in text
+
+
+def test_an_external_models_card_names_its_factory_and_weights():
+    entry = {"factory": "mine/factory.py:build", "weights": "mine/w.pt", "mean": [0.5]}
+    card = model_card(LONG, SANITY, SUITES, MODEL, run_provenance("h"), external=entry)
+    assert card["external"] == entry
+    assert model_card(LONG, SANITY, SUITES, MODEL, run_provenance("h"))["external"] is None
+    text = card_markdown(card)
+    assert "External model: factory `mine/factory.py:build`, weights `mine/w.pt`" in text

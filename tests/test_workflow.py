@@ -381,6 +381,8 @@ def test_the_worked_example_external_model_gets_the_card_of_the_model_it_was_exp
     assert external["results"] == trained["results"]
     assert external["model"] == {"dataset": "glyphs", "backbone": "cnn",
                                  "defense": "glyph_cnn", "seed": 0}  # fmt: skip
+    assert external["external"]["weights"] == "results/external/glyph_cnn.pt"
+    assert trained["external"] is None
     main = pd.read_csv(workdir / "results/tables/main.csv")
     assert list(main["defense"]) == ["vanilla", "pgd_at", "eat2", "glyph_cnn"]
     long = pd.read_csv(workdir / "results/tables/long.csv")

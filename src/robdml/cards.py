@@ -17,10 +17,16 @@ def value(number) -> float | None:
 
 
 def model_card(
-    long: pd.DataFrame, sanity: pd.DataFrame, suites: dict, model: dict, provenance: dict
+    long: pd.DataFrame,
+    sanity: pd.DataFrame,
+    suites: dict,
+    model: dict,
+    provenance: dict,
+    external: dict | None = None,
 ) -> dict:
     """The card of `model` ({dataset, backbone, defense, seed}) from the run's long table,
-    sanity table and provenance record."""
+    sanity table and provenance record; `external`: the config entry of an external model
+    (robdml.models.external), None for a model the workflow trained."""
     mine = long
     for key in MODEL:
         mine = mine[mine[key] == model[key]]
@@ -48,6 +54,7 @@ def model_card(
         checks = checks[checks[key] == model[key]]
     return {
         "model": model,
+        "external": external,
         "threat_model": {
             "norm": "L-inf, in 1/255 of the [0, 1] pixel range; images delivered as 8-bit",
             "inference": "k-means on the test embeddings, k = the number of test classes",
@@ -73,6 +80,16 @@ def card_markdown(card: dict) -> str:
     lines = [
         f"# {model['defense']} ({model['dataset']}, {model['backbone']}, seed {model['seed']})",
         "",
+    ]
+    if card.get("external"):
+        entry = card["external"]
+        weights = f"weights `{entry['weights']}`" if entry.get("weights") else "no weights file"
+        lines += [
+            f"External model: factory `{entry['factory']}`, {weights}; evaluated in the "
+            f"{model['backbone']} block in the place of seed {model['seed']}.",
+            "",
+        ]
+    lines += [
         f"Threat model: {card['threat_model']['norm']}; {card['threat_model']['inference']}. "
         + "; ".join(
             f"{name}: worst case over {', '.join(attacks)}"

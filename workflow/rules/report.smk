@@ -259,7 +259,16 @@ rule cards:
         runtime=fixed_runtime("report"),
     params:
         suites=as_json(config["attack_suites"]),
-        cards=as_json([{"model": ids, "stem": stem} for ids, stem in CARD_STEMS]),
+        cards=as_json(
+            [
+                {
+                    "model": ids,
+                    "stem": stem,
+                    "external": config["external_models"].get(ids["defense"]),
+                }
+                for ids, stem in CARD_STEMS
+            ]
+        ),
     shell:
         "python {input.script} --long {input.long} --sanity {input.sanity}"
         " --provenance {input.provenance} --suites {params.suites:q}"
