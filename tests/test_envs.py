@@ -130,6 +130,7 @@ RULES = [
 def test_every_rule_with_a_script_and_an_env_is_found():
     assert {rule for rule, _, _ in RULES} >= {
         "train",
+        "import_external",
         "attack",
         "attack_members",
         "transfer",
