@@ -18,6 +18,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+# queries per similarity chunk: small enough to keep the evaluation of Stanford Online Products
+# (60,502 references) within 1.5 GB, large enough for full-speed products (benchmarks/eval.py
+# --size sop: 1.44 GB, 224 s with 512; 1.92 GB, 223 s with 2,048)
+QUERY_CHUNK = 512
+
 
 def _count_in_reference(query_labels: torch.Tensor, reference_labels: torch.Tensor) -> torch.Tensor:
     """Number of reference samples sharing each query's label (0 for labels absent there)."""
@@ -30,7 +35,7 @@ def retrieval_metrics(
     embeddings: torch.Tensor | np.ndarray,
     labels,
     ks: Sequence[int] = (1, 2, 4, 8),
-    chunk_size: int = 2048,
+    chunk_size: int = QUERY_CHUNK,
     query_embeddings=None,
     query_labels=None,
 ) -> dict[str, float]:
