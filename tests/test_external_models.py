@@ -181,9 +181,19 @@ def test_a_model_that_breaks_the_contract_is_refused_before_any_attack(
 
 def test_an_imported_model_file_loads_as_the_same_wrapped_model(factories, tmp_path):
     """import_external checks the model on test images and writes one model file; every job
-    loads it with load_model as it loads a trained model, with the same embeddings."""
+    loads it with load_model as it loads a trained model, with the same embeddings (its
+    weights come from the file, not from the factory's initialisation)."""
     test_images = (images(10) * 255).to(torch.uint8)
-    spec = entry(factories, "net") | {"image_size": 6, "dataset": "d", "backbone": "b"}
+    trained = build_external("net", entry(factories, "net")).module
+    for parameter in trained.parameters():
+        nn.init.normal_(parameter, generator=torch.Generator().manual_seed(2))
+    weights = tmp_path / "net.pt"
+    torch.save(trained.state_dict(), weights)
+    spec = entry(factories, "net", str(weights)) | {
+        "image_size": 6,
+        "dataset": "d",
+        "backbone": "b",
+    }
     path = tmp_path / "model.pt"
     import_external("net", spec, test_images, path)
     loaded, model_spec = load_model(path)

@@ -160,11 +160,16 @@ def check_external_models(config: dict, defenses: dict, source: str) -> None:
             )
 
 
+def factory_file(entry: dict) -> str:
+    """The Python file of an external model entry's `factory` ('path/to/file.py:function')."""
+    return entry["factory"].rpartition(":")[0]
+
+
 def check_external_files(config: dict, source: str) -> None:
     """The factory and weights files of every external model exist (checked when the
     workflow plans, so a wrong path is one line instead of a missing-input error)."""
     for name, entry in config["external_models"].items():
-        files = {"factory": entry["factory"].rpartition(":")[0], "weights": entry.get("weights")}
+        files = {"factory": factory_file(entry), "weights": entry.get("weights")}
         for key, path in files.items():
             if path is not None and not Path(path).is_file():
                 raise ConfigError(f"{source}: external_models.{name}.{key}: no file {path}")

@@ -14,6 +14,7 @@ from robdml.config import (
     check_external_files,
     device_option,
     evaluation_spec,
+    factory_file,
     load_schema,
     read_yaml,
     train_spec,

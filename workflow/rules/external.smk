@@ -5,9 +5,7 @@ transfer, table and card jobs are the trained defenses' own."""
 
 rule import_external:
     input:
-        factory=lambda w: config["external_models"][w.defense]["factory"].rpartition(
-            ":"
-        )[0],
+        factory=lambda w: factory_file(config["external_models"][w.defense]),
         weights=lambda w: config["external_models"][w.defense].get("weights") or [],
         data=f"{DATA}/test.pt",
         script=f"{SRC}/import_external.py",

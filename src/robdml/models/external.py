@@ -9,7 +9,6 @@ wrong with an entry stops with one line naming the entry and what is wrong, befo
 runs (`ExternalModelError`).
 """
 
-import hashlib
 import importlib.util
 import sys
 from collections.abc import Callable
@@ -20,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robdml.io import torch_save
+from robdml.models.weights import sha256sum
 
 EXTERNAL_FORMAT = "robdml-external/1"
 # the largest difference between two evaluations of the same images that still counts as
@@ -157,10 +157,6 @@ def check_external(
             )
 
 
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def external_spec(name: str, entry: dict) -> dict:
     """What an external model's metrics records keep as its config: the entry, and the
     checksums of its factory file and weights (the code and numbers behind the result)."""
@@ -168,8 +164,8 @@ def external_spec(name: str, entry: dict) -> dict:
     return {
         "external": name,
         **entry,
-        "factory_sha256": file_sha256(entry["factory"].rpartition(":")[0]),
-        "weights_sha256": file_sha256(weights) if weights else None,
+        "factory_sha256": sha256sum(entry["factory"].rpartition(":")[0]),
+        "weights_sha256": sha256sum(weights) if weights else None,
     }
 
 
