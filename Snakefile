@@ -26,9 +26,14 @@ include: "workflow/rules/attack.smk"
 include: "workflow/rules/report.smk"
 
 
+# Every per-model output is a target too, not only what the tables read: a plain rerun then
+# rebuilds a model file or metrics JSON that a killed or forced job deleted (Snakemake does not
+# rebuild a missing intermediate file while everything after it is up to date).
 rule all:
     default_target: True
     input:
+        MODELS,
+        ALL_METRICS,
         TABLES,
         FIGURES,
         SANITY,

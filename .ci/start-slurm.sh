@@ -19,6 +19,8 @@
 #                        jobs asking for --gpus=1 are scheduled             (default 1)
 #   SLURM_WAIT        max seconds for each wait step                   (default 60)
 #   SLURM_PARTITION   partition name                                   (default main)
+#   SLURM_SHORT       name of a second partition with a 1-minute MaxTime, where jobs are
+#                        killed at their time limit (tests/test_slurm.py)    (default short)
 #
 # Adapted from the measured recipe in the project notes (slurm-single-node.md).
 set -euo pipefail
@@ -28,6 +30,7 @@ ACCOUNTING=${SLURM_ACCOUNTING:-0}
 FAKE_GPUS=${SLURM_FAKE_GPUS:-1}
 WAIT=${SLURM_WAIT:-60}
 PARTITION=${SLURM_PARTITION:-main}
+SHORT=${SLURM_SHORT:-short}
 DB_PORT=3307
 
 log() { echo "[start-slurm $(date +%T)] $*"; }
@@ -132,6 +135,7 @@ SchedulerType=sched/backfill
 $GRES_LINE
 NodeName=$HOST $HW$NODE_GRES State=UNKNOWN
 PartitionName=$PARTITION Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+PartitionName=$SHORT Nodes=ALL MaxTime=1 State=UP
 CONF
 )
 changed=0

@@ -2,7 +2,9 @@
 as envs/requirements.txt, which CI installs."""
 
 import ast
+import json
 import re
+import subprocess
 import sys
 import tomllib
 from importlib import metadata
@@ -52,6 +54,25 @@ def test_the_library_declares_ranges_and_leaves_exact_pins_to_envs():
         assert "==" not in requirement, requirement
         name = re.match(r"[A-Za-z0-9_.\-]+", requirement)[0].lower()
         assert name in REQUIREMENTS, f"{name} is not pinned in envs/requirements.txt"
+
+
+def test_the_workflow_extra_adds_snakemake_next_to_the_installed_torch():
+    """README's cluster route: in an environment that already has torch (here the pinned one,
+    standing in for a site's build), `pip install -e ".[workflow]"` resolves without touching
+    torch or torchvision, and the extra's ranges admit the pins CI installs."""
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    workflow = extra["optional-dependencies"]["workflow"]
+    assert {re.split(r"[<>=]", spec)[0] for spec in workflow} == {
+        "snakemake", "snakemake-executor-plugin-slurm"
+    }  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--no-index", "--no-build-isolation",
+         "--quiet", "--report", "-", "-e", f"{REPO}[workflow]"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    would_install = {item["metadata"]["name"].lower() for item in json.loads(run.stdout)["install"]}
+    assert would_install == {"robdml"}, would_install
 
 
 def test_every_rule_names_an_existing_conda_env():

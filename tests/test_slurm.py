@@ -51,11 +51,16 @@ def job_blocks(log: str) -> list[tuple[str, str, str]]:
 # ------------------------------------------------------------------ profile and resources
 
 
-def test_profile_is_portable():
-    """`snakemake --profile slurm` finds ./slurm/config.yaml; GPUs only through resources."""
-    profile = yaml.safe_load((REPO / "slurm" / "config.yaml").read_text())
-    assert profile["executor"] == "slurm"
-    assert profile["jobs"] >= 1 and profile["latency-wait"] >= 1 and profile["retries"] >= 1
+SITE_PROFILE = REPO / "examples" / "slurm_profile" / "config.yaml"
+WORKFLOW_PROFILE = REPO / "profiles" / "default" / "config.yaml"
+
+
+def test_site_profile_is_portable():
+    """The example site profile (copied to ~/.config/snakemake/slurm/) sets the executor and
+    the site's defaults; GPUs only through resources; preempted jobs requeued."""
+    profile = yaml.safe_load(SITE_PROFILE.read_text())
+    assert profile["executor"] == "slurm" and profile["slurm-requeue"] is True
+    assert profile["jobs"] >= 1 and profile["latency-wait"] >= 1
     defaults = profile["default-resources"]
     assert {"mem_mb", "runtime"} <= set(defaults)
     # cpus_per_task would win over the GPU rules' cpus_per_gpu in the plugin
@@ -64,6 +69,15 @@ def test_profile_is_portable():
     assert "--gres" not in extra and "--gpus" not in extra
     # sacct polling hangs without accounting and after an scancel ("CANCELLED by <uid>")
     assert profile["slurm-status-command"] == "squeue"
+
+
+def test_workflow_profile_holds_no_site_setting():
+    """profiles/default/ (loaded by Snakemake itself) wins over the site profile key by key,
+    so it must not set what a site sets: executor, jobs, default-resources (partition)."""
+    profile = yaml.safe_load(WORKFLOW_PROFILE.read_text())
+    assert profile["retries"] >= 1 and profile["rerun-incomplete"] is True
+    assert not {"executor", "jobs", "default-resources", "set-resources"} & set(profile)
+    assert not [key for key in profile if key.startswith("slurm")]
 
 
 def dry_run_resources(tmp_path: Path, device: str) -> dict[str, set[str]]:
@@ -182,29 +196,51 @@ def has_gpu_gres() -> bool:
     return "gpu" in result.stdout
 
 
+# The attack job of the tiny run: one attack over these eps, each eps (one unit of work) about
+# 15-25 s on 2 busy cores, so the whole job outlasts the short partition's 1-minute limit
+# (SLURM kills it there) while every attempt finishes at least one unit.
+TIME_LIMITED_EPS = [1, 2, 4, 8, 16, 32]
+TIME_LIMITED_STEPS = 40
+
+
 def tiny_config() -> dict:
-    """config/demo.yaml cut down: one defense, one attack with few steps, few epochs."""
+    """config/demo.yaml cut down: one defense, few epochs, one attack whose job outlasts the
+    1-minute time limit (`resources.time_limit_min: 1`, the short partition's MaxTime); the
+    cost model is told so (a low throughput), so train and attack get the retries it takes."""
     config = read_config(REPO / "config" / "demo.yaml")
     config["threads"] = 1
     config["recipes"]["glyphs"]["epochs"] = 4
     defense, attack = config["run"]["defenses"][0], config["attack_suites"]["label_free"][0]
     config["run"]["defenses"] = [defense]
-    config["attacks"][attack]["steps"] = 3
+    config["attacks"][attack]["steps"] = TIME_LIMITED_STEPS
     config["attack_suites"] = {"label_free": [attack], "label_aware": []}
     config["transfer"] = {**config["transfer"], "attacks": [], "source_defenses": []}
     config["ensemble_members"] = {"evaluate": False, "attacks": []}
     config["report"]["tsne"] |= {"defenses": [defense], "attack": attack}
-    config["evaluation"]["eps_255"] = [config["report"]["main_eps_255"]]
+    config["evaluation"]["eps_255"] = TIME_LIMITED_EPS
     config["evaluation"]["chance_repeats"] = 1
-    config["resources"]["mem_mb"] |= {"small": 1000, "prepare": 2000, "torch": 1500}  # <= 2 GB
+    resources = config["resources"]
+    resources["mem_mb"] |= {"small": 1000, "prepare": 2000, "torch": 1500}  # <= 2 GB
+    resources |= {"time_limit_min": 1, "startup_min": 0.25}
+    resources["throughput_img_per_s"]["cpu"]["small_cnn"] = 100
     return config
+
+
+def site_profile(directory: Path, partition: str) -> Path:
+    """The example site profile as a user sets it up: copied outside the repository, with
+    their partition; the repository's workflow profile is loaded by Snakemake itself."""
+    profile = yaml.safe_load(SITE_PROFILE.read_text())
+    profile["default-resources"]["slurm_partition"] = partition
+    directory.mkdir(parents=True)
+    (directory / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    return directory
 
 
 def copy_repo(target: Path) -> Path:
     """The workflow part of the checkout (what a user clones), without results."""
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", ".snakemake", "results")
     target.mkdir(parents=True)
-    for name in ("Snakefile", "workflow", "src", "config", "envs", "slurm"):
+    for name in ("Snakefile", "workflow", "src", "config", "envs", "profiles"):
         source = REPO / name
         if source.is_dir():
             shutil.copytree(source, target / name, ignore=ignore)
@@ -306,11 +342,15 @@ def strip_timings(value):
     return value
 
 
+SHORT_PARTITION = os.environ.get("SLURM_SHORT", "short")  # .ci/start-slurm.sh: MaxTime=1
+
+
 @pytest.fixture(scope="module")
 def slurm_runs(tmp_path_factory):
-    """The tiny demo through `snakemake --profile slurm` with the training job cancelled
-    (scancel) after its first checkpoint and the same command rerun; meanwhile the same
-    config runs locally (`--cores 2`). Every snakemake call is bounded by `timeout -k`."""
+    """The tiny demo through `snakemake --profile <site profile>` on the short partition
+    (1-minute limit): its training job is cancelled (scancel) after its first checkpoint, its
+    attack job outlasts the limit; both must resume on their retries and the run complete.
+    Meanwhile the same config runs locally (`--cores 2`). Every snakemake call is bounded."""
     problem = cluster_problem()
     if problem:
         if os.environ.get("ROBDML_REQUIRE_SLURM") == "1":
@@ -320,15 +360,16 @@ def slurm_runs(tmp_path_factory):
     tiny = base / "tiny.yaml"
     tiny.write_text(yaml.safe_dump(tiny_config(), sort_keys=False))
     on_slurm, local = copy_repo(base / "slurm_run"), copy_repo(base / "local_run")
+    profile = site_profile(base / "site_profile", SHORT_PARTITION)
     gpu = has_gpu_gres()
-    # The repository's profile as it is, plus a short first status poll (speed only) and,
-    # on a node with a (fake) GPU, a GPU request for training: with `device: cpu` it runs
-    # on the CPU, but it must be scheduled as a GPU job while the other rules stay CPU jobs.
-    command = ["snakemake", "--profile", "slurm", "--configfile", str(tiny),
+    # The example site profile plus a short first status poll (speed only) and, on a node with
+    # a (fake) GPU, a GPU request for training: with `device: cpu` it runs on the CPU, but it
+    # must be scheduled as a GPU job while the other rules stay CPU jobs.
+    command = ["snakemake", "all", "--profile", str(profile), f"--configfile={tiny}",
                "--slurm-init-seconds-before-status-checks", "3"]  # fmt: skip
     if gpu:
         command += ["--set-resources", "train:gpu=1", "train:cpus_per_gpu=1"]
-    logs = {name: base / f"{name}.log" for name in ("local", "first", "second")}
+    logs = {name: base / f"{name}.log" for name in ("local", "slurm")}
     runs = {"slurm_dir": on_slurm, "local_dir": local, "gpu": gpu, "logs": logs, "seconds": {}}
     started = time.monotonic()
     processes = []
@@ -345,30 +386,30 @@ def slurm_runs(tmp_path_factory):
     try:
         local_run = start(
             "local",
-            ["timeout", "-k", "10", "420", "snakemake", "--cores", "2", "--configfile", str(tiny)],
+            ["timeout", "-k", "10", "600", "snakemake", "--cores", "2", f"--configfile={tiny}"],
             local,
         )
-        first = start("first", ["timeout", "-k", "10", "300", *command, "--retries", "0"], on_slurm)
+        run = start("slurm", ["timeout", "-k", "10", "840", *command], on_slurm)
         # wait for the training job to run in SLURM and write its first checkpoint
-        deadline, train = time.monotonic() + 240, None
-        while time.monotonic() < deadline and first.poll() is None and train is None:
+        deadline, train, shown = time.monotonic() + 240, None, {}
+        while time.monotonic() < deadline and run.poll() is None and train is None:
             if list((on_slurm / "results" / "models").glob("**/checkpoint.pt")):
                 running = [j for j in our_jobs(on_slurm) if j["state"] == "RUNNING"]
                 train = next(
                     (j["id"] for j in running if comment_rule(j["comment"]) == "train"), None
                 )
             time.sleep(0.5)
-        assert train, "no running training job with a checkpoint:\n" + logs["first"].read_text()
+        assert train, "no running training job with a checkpoint:\n" + logs["slurm"].read_text()
         runs["cancelled_train"], runs["cancelled_train_show"] = train, show_job(train)
         subprocess.run(["scancel", train], check=True, timeout=30)
-        runs["first_rc"] = first.wait(timeout=320)
-        runs["seconds"]["first_run"] = round(time.monotonic() - started, 1)
-        second_started = time.monotonic()
-        second = start("second", ["timeout", "-k", "10", "360", *command], on_slurm)
-        runs["second_rc"] = second.wait(timeout=380)
-        runs["seconds"]["rerun"] = round(time.monotonic() - second_started, 1)
-        runs["seconds"]["slurm_total"] = round(time.monotonic() - started, 1)
-        runs["local_rc"] = local_run.wait(timeout=440)
+        while run.poll() is None:  # every job's request, captured while SLURM knows it
+            for job in our_jobs(on_slurm):
+                shown.setdefault(job["id"], show_job(job["id"]))
+            time.sleep(1)
+        runs["shown"] = shown
+        runs["slurm_rc"] = run.wait(timeout=30)
+        runs["seconds"]["slurm_run"] = round(time.monotonic() - started, 1)
+        runs["local_rc"] = local_run.wait(timeout=620)
         runs["seconds"]["local_run"] = round(time.monotonic() - started, 1)
         print(f"\nSLURM test timings (s): {json.dumps(runs['seconds'])}")
         yield runs
@@ -387,40 +428,46 @@ def log_text(runs, name) -> str:
 
 
 def all_submitted(runs) -> dict[str, str]:
-    slurm_ids = {}
-    for name in ("first", "second"):
-        slurm_ids.update(submitted_jobs(log_text(runs, name))[0])
-    return slurm_ids
+    return submitted_jobs(log_text(runs, "slurm"))[0]
 
 
 @pytest.mark.slurm
 def test_slurm_and_local_runs_complete(slurm_runs):
-    assert slurm_runs["second_rc"] == 0, log_text(slurm_runs, "second")[-6000:]
+    assert slurm_runs["slurm_rc"] == 0, log_text(slurm_runs, "slurm")[-6000:]
     assert slurm_runs["local_rc"] == 0, log_text(slurm_runs, "local")[-6000:]
 
 
 @pytest.mark.slurm
 def test_every_non_local_job_went_through_sbatch(slurm_runs):
-    slurm_ids, local_rules = {}, []
-    for name in ("first", "second"):
-        ids, local = submitted_jobs(log_text(slurm_runs, name))
-        slurm_ids.update(ids)
-        local_rules += local
+    slurm_ids, local_rules = submitted_jobs(log_text(slurm_runs, "slurm"))
     rules = set(slurm_ids.values())
-    assert {"train", "tables", "figures"} <= rules, rules
-    assert "attack" in rules, rules
-    assert not set(local_rules) & (GPU_RULES | {"tables", "figures"}), local_rules
+    assert {"train", "attack", "prepare_data", "tables", "figures"} <= rules, rules
+    assert not set(local_rules) & (GPU_RULES | CPU_RULES - {"download"}), local_rules
     records = slurm_records(list(slurm_ids))
     assert set(records) == set(slurm_ids), "SLURM has no record of some jobs"
     for job_id, rule in slurm_ids.items():
         record = records[job_id]
         assert comment_rule(record["comment"]) == rule, record
         assert Path(record["workdir"]) == slurm_runs["slurm_dir"], record
-        expected = "CANCELLED" if job_id == slurm_runs["cancelled_train"] else "COMPLETED"
-        assert record["state"] == expected, (job_id, rule, record)
+        if job_id == slurm_runs["cancelled_train"]:
+            assert record["state"] == "CANCELLED", record
+        else:
+            expected = {"COMPLETED", "TIMEOUT"} if rule == "attack" else {"COMPLETED"}
+            assert record["state"] in expected, (job_id, rule, record)
     logged = slurmctld_submissions()
     if logged is not None:  # readable where the test runs as root (CI)
         assert set(slurm_ids) <= logged, set(slurm_ids) - logged
+
+
+@pytest.mark.slurm
+def test_no_job_asks_for_more_than_the_time_limit(slurm_runs):
+    """`resources.time_limit_min: 1`: every job asks for at most the short partition's
+    MaxTime (a longer request would never start there)."""
+    shown = slurm_runs["shown"]
+    assert set(all_submitted(slurm_runs)) <= set(shown), "jobs SLURM never showed"
+    for job_id, fields in shown.items():
+        assert fields.get("TimeLimit") == "00:01:00", (job_id, fields.get("TimeLimit"))
+        assert fields.get("Partition") == SHORT_PARTITION, fields
 
 
 @pytest.mark.slurm
@@ -453,11 +500,25 @@ def test_gpu_rule_is_submitted_with_a_gpu_request_cpu_rule_is_not(slurm_runs):
 
 @pytest.mark.slurm
 def test_cancelled_training_resumes_from_its_checkpoint(slurm_runs):
-    assert slurm_runs["first_rc"] != 0, "snakemake did not notice the cancelled job"
-    assert slurm_runs["cancelled_train"] in log_text(slurm_runs, "first")
+    """The scancel-ed training job is retried by the same run and resumes."""
+    assert slurm_runs["cancelled_train"] in log_text(slurm_runs, "slurm")
     train_logs = list((slurm_runs["slurm_dir"] / "results" / "logs" / "train").glob("**/*.log"))
     assert len(train_logs) == 1, train_logs
     text = train_logs[0].read_text()
     assert re.search(r"resuming from .*checkpoint\.pt after epoch \d+", text), text[-3000:]
     models = list((slurm_runs["slurm_dir"] / "results" / "models").glob("**/model.pt"))
     assert models and not list(models[0].parent.glob("checkpoint.pt"))
+
+
+@pytest.mark.slurm
+def test_attack_killed_at_the_time_limit_resumes_its_finished_units(slurm_runs):
+    """SLURM killed the attack job at its limit (TIMEOUT); its retry skipped the (attack,
+    eps) units already done, and the last attempt's log says which."""
+    attack_ids = [i for i, rule in all_submitted(slurm_runs).items() if rule == "attack"]
+    records = slurm_records(attack_ids)
+    states = [records[job_id]["state"] for job_id in sorted(attack_ids, key=int)]
+    assert "TIMEOUT" in states and states[-1] == "COMPLETED", states
+    (log,) = (slurm_runs["slurm_dir"] / "results" / "logs" / "attack").glob("**/*.log")
+    skipped = re.findall(r"resuming: .* already done", log.read_text())
+    assert skipped, log.read_text()[-3000:]
+    assert not list((slurm_runs["slurm_dir"] / "results" / "metrics").glob("**/*.progress"))

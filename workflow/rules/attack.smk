@@ -4,12 +4,18 @@ alone at the main eps); an ensemble's members job; a transfer source's transfer 
 writes one metrics JSON; adversarial sets are written only where a later job reads them.
 """
 
+ATTACK_RETRIES = resume_retries(
+    attack_job_seconds(ids["dataset"], ids["backbone"], ids["defense"], job)
+    for ids in EVALUATED_IDS
+    for job in ATTACK_JOBS
+)
+
 
 rule attack:
     input:
         model=f"{MODEL}/model.pt",
         data=f"{DATA}/test.pt",
-        script=f"{SRC}/attack.py",
+        script=step_script("attack"),
     output:
         metrics=f"{METRICS}/{{job}}.json",
         sets=adversarial_directory(),
@@ -20,6 +26,7 @@ rule attack:
     wildcard_constraints:
         job=one_of(ATTACK_JOBS),
     priority: n_members
+    retries: ATTACK_RETRIES
     conda:
         "../../envs/torch.yaml"
     threads: config["threads"]
@@ -29,22 +36,26 @@ rule attack:
         mem_mb=attack_mem_mb,
         runtime=attack_runtime,
     params:
+        code=code_of("attack"),
         job=lambda w: job_spec(w.dataset, w.backbone, w.defense, w.seed, w.job),
         evaluation=as_json(evaluation_spec(config)),
         ids=model_ids,
         device=device_option(config),
+        # finished (attack, eps) units, kept across attempts (not an output: Snakemake would
+        # delete it before a retry)
+        progress=f"{METRICS}/{{job}}.progress",
     shell:
-        "python {input.script} --job {params.job:q} --evaluation {params.evaluation:q}"
-        " --ids {params.ids:q} --model {input.model} --data {input.data}"
-        " --metrics {output.metrics} --sets {output.sets}"
-        " --device {params.device} --threads {threads} > {log} 2>&1"
+        "python {input.script:q} --job {params.job:q} --evaluation {params.evaluation:q}"
+        " --ids {params.ids:q} --model {input.model:q} --data {input.data:q}"
+        " --metrics {output.metrics:q} --sets {output.sets:q} --progress {params.progress:q}"
+        " --device {params.device} --threads {threads} > {log:q} 2>&1"
 
 
 rule attack_members:
     input:
         model=f"{MODEL}/model.pt",
         data=f"{DATA}/test.pt",
-        script=f"{SRC}/attack_members.py",
+        script=step_script("attack_members"),
     output:
         f"{METRICS}/members.json",
     log:
@@ -64,21 +75,22 @@ rule attack_members:
         ),
         runtime=members_runtime,
     params:
+        code=code_of("attack_members"),
         job=lambda w: as_json(members_job_spec(config, w.defense)),
         evaluation=as_json(evaluation_spec(config)),
         ids=model_ids,
         seed=config["evaluation"]["attack_kmeans_seed"],
         device=device_option(config),
     shell:
-        "python {input.script} --job {params.job:q} --evaluation {params.evaluation:q}"
-        " --ids {params.ids:q} --seed {params.seed} --model {input.model} --data {input.data}"
-        " --metrics {output} --device {params.device} --threads {threads} > {log} 2>&1"
+        "python {input.script:q} --job {params.job:q} --evaluation {params.evaluation:q}"
+        " --ids {params.ids:q} --seed {params.seed} --model {input.model:q} --data {input.data:q}"
+        " --metrics {output:q} --device {params.device} --threads {threads} > {log:q} 2>&1"
 
 
 rule transfer:
     input:
         unpack(transfer_inputs),
-        script=f"{SRC}/transfer.py",
+        script=step_script("transfer"),
     output:
         f"{METRICS}/transfer.json",
     log:
@@ -96,6 +108,7 @@ rule transfer:
         mem_mb=mem_mb("evaluate"),
         runtime=transfer_runtime,
     params:
+        code=code_of("transfer"),
         evaluation=as_json(evaluation_spec(config)),
         source="{defense}/seed{seed}",
         targets=lambda w: as_json(transfer_target_ids(w)),
@@ -103,7 +116,7 @@ rule transfer:
         sets=transfer_set_paths,
         device=config["device"],
     shell:
-        "python {input.script} --evaluation {params.evaluation:q} --source {params.source}"
-        " --targets {params.targets:q} --models {input.models} --names {params.names}"
-        " --sets {params.sets} --metrics {output} --device {params.device}"
-        " --threads {threads} > {log} 2>&1"
+        "python {input.script:q} --evaluation {params.evaluation:q} --source {params.source}"
+        " --targets {params.targets:q} --models {input.models:q} --names {params.names}"
+        " --sets {params.sets:q} --metrics {output:q} --device {params.device}"
+        " --threads {threads} > {log:q} 2>&1"

@@ -1,8 +1,9 @@
 """Config validation, path patterns, target lists and resources shared by all rules."""
 
 import json
+import shlex
 import sys
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -22,6 +23,7 @@ from robdml.config import (
     without_counts,
 )
 from robdml.adversarial import set_name
+from robdml.code_version import code_version
 from robdml.io import spec_hash
 from robdml.jobs import (
     attack_job_spec,
@@ -188,6 +190,7 @@ MODEL_IDS = [
 ]
 EXTERNAL_IDS = external_model_ids(config)  # attacked and evaluated, never trained
 EVALUATED_IDS = MODEL_IDS + EXTERNAL_IDS
+MODELS = [f"{MODEL}/model.pt".format(**ids) for ids in EVALUATED_IDS]
 MEMBERS_JOB_DEFENSES = [d for d in config["defenses"] if has_members_job(config, d)]
 TRANSFER_SETS = transfer_sets(config)
 TRANSFER_SOURCES = [ids for ids in MODEL_IDS if transfer_targets(config, **ids)]
@@ -252,6 +255,26 @@ def weights_files(backbones):
             if entry["weights"] is not None
         }
     )
+
+
+def step_script(name):
+    """The step script of a rule as an input that its file time never reruns (`ancient`): a
+    fresh clone over prepared data or results plans nothing; its content does, via `code_of`."""
+    return ancient(f"{SRC}/{name}.py")
+
+
+def code_of(name):
+    """Params entry naming the code a rule runs by content (robdml.code_version): an edit to
+    the script or a robdml module it imports reruns its jobs; a comment-only edit does not."""
+    return code_version(SRC / f"{name}.py", SRC)
+
+
+def resume_retries(seconds):
+    """`retries:` of a resumable rule (train, attack) whose longest job, of `seconds` of work,
+    needs several time-limited attempts: as many as it takes, plus one for a failure. None
+    (the profile's `retries`) when every job fits the limit."""
+    needed = max(map(partial(cost_model.attempts, config), seconds), default=1)
+    return needed if needed > 1 else None
 
 
 def as_json(spec):

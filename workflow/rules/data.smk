@@ -2,13 +2,26 @@
 
 Raw files live in {data_root}/{dataset}/raw/: downloaded where the config gives a url, placed
 by hand otherwise (layout: robdml.data.raw_files). Generated datasets (glyphs) have none.
+
+Only downloads run where Snakemake runs (`localrules`): `snakemake fetch` on a login node
+with internet gets every raw file and ImageNet weights file the selected runs need; extraction
+and preparation are ordinary jobs with their own resources (on a cluster: compute nodes).
 """
 
 
 localrules:
+    fetch,
     download,
-    extract,
-    prepare_data,
+
+
+rule fetch:
+    input:
+        [
+            f"{DATA}/raw/{name}".format(dataset=dataset)
+            for dataset, entry in config["datasets"].items()
+            for name in entry.get("raw_files", {})
+        ],
+        weights_files(config["backbones"]),
 
 
 # No script input and a protected output: a code change must not delete and re-fetch a
@@ -27,7 +40,7 @@ rule download:
         source=lambda w: config["datasets"][w.dataset]["source"],
         entry=lambda w: as_json(config["datasets"][w.dataset]["raw_files"][w.file]),
     shell:
-        "python {params.script} --dataset {wildcards.dataset} --source {params.source}"
+        "python {params.script:q} --dataset {wildcards.dataset} --source {params.source}"
         " --file {wildcards.file:q} --entry {params.entry:q} --out {output:q} --log {log:q}"
 
 
@@ -58,13 +71,13 @@ rule extract:
             }
         ),
     shell:
-        "python {params.script} --source {params.source} --md5 {params.md5:q}"
+        "python {params.script:q} --source {params.source} --md5 {params.md5:q}"
         " --out {output:q} --log {log:q} {input:q}"
 
 
 rule prepare_data:
     input:
-        script=f"{SRC}/prepare_data.py",
+        script=step_script("prepare_data"),
         # metadata files in raw/ are read too: extract depends on them
         extracted=lambda w: (
             expand(f"{DATA}/extracted", dataset=w.dataset)
@@ -85,6 +98,7 @@ rule prepare_data:
         mem_mb=mem_mb("prepare"),
         runtime=fixed_runtime("prepare"),
     params:
+        code=code_of("prepare_data"),
         # without raw_files: a new url must not re-prepare (a new md5 re-extracts, which does);
         # without counts, which only size resources
         spec=lambda w: as_json(
@@ -95,5 +109,5 @@ rule prepare_data:
             }
         ),
     shell:
-        "python {input.script} --spec {params.spec:q}"
-        " --train {output.train} --test {output.test} > {log} 2>&1"
+        "python {input.script:q} --spec {params.spec:q}"
+        " --train {output.train:q} --test {output.test:q} > {log:q} 2>&1"

@@ -8,7 +8,7 @@ rule import_external:
         factory=lambda w: factory_file(config["external_models"][w.defense]),
         weights=lambda w: config["external_models"][w.defense].get("weights") or [],
         data=f"{DATA}/test.pt",
-        script=f"{SRC}/import_external.py",
+        script=step_script("import_external"),
     output:
         f"{MODEL}/model.pt",
     log:
@@ -24,7 +24,8 @@ rule import_external:
         mem_mb=mem_mb("evaluate"),
         runtime=fixed_runtime("prepare"),
     params:
+        code=code_of("import_external"),
         entry=lambda w: as_json(config["external_models"][w.defense]),
     shell:
-        "python {input.script} --name {wildcards.defense} --entry {params.entry:q}"
-        " --data {input.data} --model {output} --threads {threads} > {log} 2>&1"
+        "python {input.script:q} --name {wildcards.defense} --entry {params.entry:q}"
+        " --data {input.data:q} --model {output:q} --threads {threads} > {log:q} 2>&1"

@@ -26,7 +26,7 @@ FIGURE_SUBCATEGORIES = {
 rule tables:
     input:
         metrics=ALL_METRICS,
-        script=f"{SRC}/tables.py",
+        script=step_script("tables"),
     output:
         # every table file in the report: Tables / its table, labelled by format
         **{
@@ -57,6 +57,7 @@ rule tables:
         mem_mb=mem_mb("small"),
         runtime=fixed_runtime("report"),
     params:
+        code=code_of("tables"),
         main_eps=config["report"]["main_eps_255"],
         baselines=config["report"]["paired_baselines"],
         suites=as_json(config["attack_suites"]),
@@ -75,20 +76,20 @@ rule tables:
         benchmark_root=BENCHMARKS,
     shell:
         # printf is a shell builtin: no argument-length limit for thousands of inputs
-        "printf '%s\\n' {input.metrics} > {output.inputs} && "
-        "python {input.script} --inputs {output.inputs} --benchmark-root {params.benchmark_root}"
+        "printf '%s\\n' {input.metrics:q} > {output.inputs:q} && "
+        "python {input.script:q} --inputs {output.inputs:q} --benchmark-root {params.benchmark_root:q}"
         " --main-eps {params.main_eps}"
         " --suites {params.suites:q} --baselines {params.baselines} --grid {params.grid:q}"
         " --transfer {params.transfer:q} --kmeans-seeds {params.kmeans_seeds}"
-        " --config-hash {params.config_hash} --provenance {output.provenance}"
-        " --out-dir results/tables > {log} 2>&1"
+        " --config-hash {params.config_hash} --provenance {output.provenance:q}"
+        " --out-dir results/tables > {log:q} 2>&1"
 
 
 rule figures:
     input:
         long="results/tables/long.csv",
         cost="results/tables/cost.csv",
-        script=f"{SRC}/figures.py",
+        script=step_script("figures"),
     output:
         # every figure file in the report: Figures / its kind, labelled by figure and format
         [
@@ -113,19 +114,20 @@ rule figures:
         mem_mb=mem_mb("small"),
         runtime=fixed_runtime("report"),
     params:
+        code=code_of("figures"),
         main_eps=config["report"]["main_eps_255"],
         suites=as_json(config["attack_suites"]),
         defenses=[*config["defenses"], *EXTERNAL_MODELS],
     shell:
-        "python {input.script} --long {input.long} --cost {input.cost}"
+        "python {input.script:q} --long {input.long:q} --cost {input.cost:q}"
         " --main-eps {params.main_eps} --suites {params.suites:q}"
-        " --defenses {params.defenses} --out-dir results/figures > {log} 2>&1"
+        " --defenses {params.defenses} --out-dir results/figures > {log:q} 2>&1"
 
 
 rule sanity:
     input:
         long="results/tables/long.csv",
-        script=f"{SRC}/sanity.py",
+        script=step_script("sanity"),
     output:
         csv="results/sanity/sanity.csv",
         md=report(
@@ -144,18 +146,19 @@ rule sanity:
         mem_mb=mem_mb("small"),
         runtime=fixed_runtime("report"),
     params:
+        code=code_of("sanity"),
         spec=as_json(config["sanity"]),
         suites=as_json(config["attack_suites"]),
         main_eps=config["report"]["main_eps_255"],
     shell:
-        "python {input.script} --long {input.long} --spec {params.spec:q}"
-        " --suites {params.suites:q} --main-eps {params.main_eps} --csv {output.csv} --md {output.md} > {log} 2>&1"
+        "python {input.script:q} --long {input.long:q} --spec {params.spec:q}"
+        " --suites {params.suites:q} --main-eps {params.main_eps} --csv {output.csv:q} --md {output.md:q} > {log:q} 2>&1"
 
 
 rule tsne:
     input:
         unpack(tsne_inputs),
-        script=f"{SRC}/tsne.py",
+        script=step_script("tsne"),
     output:
         report(
             "results/figures/tsne_{dataset}_{backbone}.png",
@@ -174,13 +177,14 @@ rule tsne:
         mem_mb=mem_mb("tsne"),
         runtime=fixed_runtime("report"),
     params:
+        code=code_of("tsne"),
         spec=as_json(config["report"]["tsne"]),
         stem="results/figures/tsne_{dataset}_{backbone}",
         sets=tsne_set_paths,
     shell:
-        "python {input.script} --spec {params.spec:q} --models {input.models}"
-        " --adversarial {params.sets} --data {input.data} --out-stem {params.stem}"
-        " --threads {threads} > {log} 2>&1"
+        "python {input.script:q} --spec {params.spec:q} --models {input.models:q}"
+        " --adversarial {params.sets:q} --data {input.data:q} --out-stem {params.stem:q}"
+        " --threads {threads} > {log:q} 2>&1"
 
 
 rule summary:
@@ -189,7 +193,7 @@ rule summary:
         provenance="results/provenance.json",
         sanity="results/sanity/sanity.md",
         figures=FIGURES,
-        script=f"{SRC}/summary.py",
+        script=step_script("summary"),
     output:
         "results/summary.md",
     log:
@@ -202,15 +206,17 @@ rule summary:
     resources:
         mem_mb=mem_mb("small"),
         runtime=fixed_runtime("report"),
+    params:
+        code=code_of("summary"),
     shell:
-        "python {input.script} --main {input.main} --provenance {input.provenance}"
-        " --sanity {input.sanity} --figures {input.figures} --out {output} > {log} 2>&1"
+        "python {input.script:q} --main {input.main:q} --provenance {input.provenance:q}"
+        " --sanity {input.sanity:q} --figures {input.figures:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule training_curves:
     input:
         models=[f"{MODEL}/model.pt".format(**ids) for ids in MODEL_IDS],
-        script=f"{SRC}/training_curves.py",
+        script=step_script("training_curves"),
     output:
         report(
             "results/figures/training_curves.png",
@@ -231,12 +237,13 @@ rule training_curves:
         mem_mb=mem_mb("small"),
         runtime=fixed_runtime("report"),
     params:
+        code=code_of("training_curves"),
         ids=as_json(MODEL_IDS),
         defenses=list(config["defenses"]),
         stem=lambda w, output: output[0].removesuffix(".png"),
     shell:
-        "python {input.script} --models {input.models} --ids {params.ids:q}"
-        " --defenses {params.defenses} --out-stem {params.stem} > {log} 2>&1"
+        "python {input.script:q} --models {input.models:q} --ids {params.ids:q}"
+        " --defenses {params.defenses} --out-stem {params.stem:q} > {log:q} 2>&1"
 
 
 rule cards:
@@ -244,7 +251,7 @@ rule cards:
         long="results/tables/long.csv",
         sanity="results/sanity/sanity.csv",
         provenance="results/provenance.json",
-        script=f"{SRC}/cards.py",
+        script=step_script("cards"),
     output:
         CARDS,
     log:
@@ -258,6 +265,7 @@ rule cards:
         mem_mb=mem_mb("small"),
         runtime=fixed_runtime("report"),
     params:
+        code=code_of("cards"),
         suites=as_json(config["attack_suites"]),
         cards=as_json(
             [
@@ -270,6 +278,6 @@ rule cards:
             ]
         ),
     shell:
-        "python {input.script} --long {input.long} --sanity {input.sanity}"
-        " --provenance {input.provenance} --suites {params.suites:q}"
-        " --cards {params.cards:q} > {log} 2>&1"
+        "python {input.script:q} --long {input.long:q} --sanity {input.sanity:q}"
+        " --provenance {input.provenance:q} --suites {params.suites:q}"
+        " --cards {params.cards:q} > {log:q} 2>&1"

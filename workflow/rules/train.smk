@@ -2,11 +2,16 @@
 A backbone with ImageNet weights reads them from their file (workflow/rules/weights.smk).
 """
 
+TRAIN_RETRIES = resume_retries(
+    cost_model.train_seconds(config, ids["dataset"], ids["backbone"], ids["defense"])
+    for ids in MODEL_IDS
+)
+
 
 rule train:
     input:
         data=f"{DATA}/train.pt",
-        script=f"{SRC}/train.py",
+        script=step_script("train"),
         weights=lambda w: weights_files([w.backbone]),
     output:
         f"{MODEL}/model.pt",
@@ -17,6 +22,7 @@ rule train:
     wildcard_constraints:
         defense=one_of(config["defenses"]),  # external models are imported, not trained
     priority: n_members
+    retries: TRAIN_RETRIES
     conda:
         "../../envs/torch.yaml"
     threads: config["threads"]
@@ -26,14 +32,17 @@ rule train:
         mem_mb=mem_mb("train"),
         runtime=train_runtime,
     params:
+        code=code_of("train"),
         spec=lambda w: as_json(
             train_spec(config, w.dataset, w.backbone, w.defense, int(w.seed))
         ),
         checkpoint=f"{MODEL}/checkpoint.pt",
         device=device_option(config),
         # derived from the input, so not a params rerun trigger; empty without weights
-        weights=lambda w, input: f" --weights {input.weights}" if input.weights else "",
+        weights=lambda w, input: (
+            f" --weights {shlex.quote(str(input.weights))}" if input.weights else ""
+        ),
     shell:
-        "python {input.script} --spec {params.spec:q} --data {input.data}"
-        " --model {output} --checkpoint {params.checkpoint}"
-        " --device {params.device} --threads {threads}{params.weights} > {log} 2>&1"
+        "python {input.script:q} --spec {params.spec:q} --data {input.data:q}"
+        " --model {output:q} --checkpoint {params.checkpoint:q}"
+        " --device {params.device} --threads {threads}{params.weights} > {log:q} 2>&1"

@@ -30,5 +30,5 @@ rule fetch_weights_file:
     params:
         script=f"{SRC}/fetch_weights.py",
     shell:
-        "python {params.script} --arch {wildcards.arch} --weights {wildcards.weights}"
+        "python {params.script:q} --arch {wildcards.arch} --weights {wildcards.weights}"
         " --out {output:q} --log {log:q}"
