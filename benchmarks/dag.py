@@ -13,13 +13,14 @@ and how much of a finished run's job time is process start-up rather than work.
   probe waits for its timeout. Its time is measured alone and printed beside the dry run.
 - Start-up share (`--results`, the results/ directory of a finished run): per job, its wall
   time (the `s` of its `benchmark:` file) minus the work its script recorded (attack,
-  members and transfer jobs: `seconds.work` of their metrics JSON; training: the epochs'
-  `seconds` in the model's history). Jobs that record no work time (data preparation,
-  tables, figures, sanity, t-SNE) count whole as start-up: an upper bound.
+  members and transfer jobs: `seconds.work` of their metrics JSON; training: the seconds of
+  the epoch lines in its log, which holds the job's last run, as its benchmark file's last row
+  does). Jobs that record no work time (data preparation, tables, figures, sanity, t-SNE)
+  count whole as start-up: an upper bound.
 
 Last line: `RESULT paper_jobs=... full_demo_jobs=... quick_demo_jobs=... dry_run_s=...
 scontrol_probe_s=... startup_share=...` (startup_share only with --results; `*_before=`
-counts with --before). Needs the dev environment (torch, to read model histories).
+counts with --before). Needs the dev environment (snakemake).
 """
 
 import argparse
@@ -37,6 +38,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = {"paper": [], "full_demo": ["config/demo_full.yaml"], "quick_demo": ["config/demo.yaml"]}
+# a training log's epoch line (robdml.training.EPOCH_LINE): its seconds of work
+EPOCH_SECONDS = re.compile(r"epoch \d+: mean loss \S+, ([\d.]+) s")
 
 
 def snakemake(repo: Path, args: list[str], workdir: Path) -> subprocess.CompletedProcess:
@@ -103,11 +106,9 @@ def recorded_work(results: Path, benchmark: Path) -> float | None:
         return json.loads((results / "metrics" / Path(*rest) / "transfer.json").read_text())[
             "seconds"
         ]["work"]
-    if kind == "train":  # train/{d}/{b}/{defense}/seed{s}: models/.../model.pt
-        import torch
-
-        model = torch.load(results / "models" / Path(*rest) / "model.pt", weights_only=False)
-        return sum(epoch["seconds"] for epoch in model["history"])
+    if kind == "train":  # train/{d}/{b}/{defense}/seed{s}: logs/train/.../seed{s}.log
+        log = (results / "logs" / "train" / Path(*rest)).with_suffix(".log").read_text()
+        return sum(float(seconds) for seconds in EPOCH_SECONDS.findall(log))
     return None
 
 

@@ -23,6 +23,20 @@ path is off, so both columns run the plain path. The last line sums it up: fast_
 the geometric mean of the fast/plain throughput ratios of train, pgd_at and attack; the other
 values are the fast path's (peak_gb: its largest).
 
+On a GPU it also writes the measured figures where the cost model (robdml.resources, README
+"Resources") reads them, as a config overlay (default results/gpu_check/measured_resources.yaml):
+`resources.throughput_img_per_s.cuda.<arch>`, the fast path's clean training img/s (one
+forward+backward per image, the cost model's unit; jobs run the fast path by default) scaled to
+`throughput_image_size` as the cost model scales it, and `resources.expected.cuda.utilisation`,
+the FLOP/s that training achieved (img/s x the FLOPs robdml.flops counts for one forward, over
+`pass_cost.forward`) over the config's `peak_tflops`. Pass it after the other config files:
+
+    python benchmarks/gpu_hours.py --configfile results/gpu_check/measured_resources.yaml
+    snakemake ... --configfile config/cub_quick.yaml results/gpu_check/measured_resources.yaml
+
+Only the measured arch (resnet50) changes; the other throughputs stay assumptions. --smoke
+writes nothing (its sizes are not a job's).
+
     bash benchmarks/gpu_check.sh            # a GPU node: offline, installs nothing
     bash benchmarks/gpu_check.sh --smoke    # anywhere, seconds: resnet18 at 32 px, tiny sets
 
@@ -45,6 +59,7 @@ import yaml
 from robdml.attacks.runner import attack_test_set
 from robdml.defenses import StepContext, build_defense
 from robdml.fast_path import GPU_DEFAULTS, FastPath, configure_fast_path
+from robdml.flops import forward_flops
 from robdml.losses import proxy_anchor_loss
 from robdml.metrics import evaluate_clustering, retrieval_metrics
 from robdml.models import build_members, member_generator
@@ -52,6 +67,7 @@ from robdml.runtime import generator, setup
 from robdml.training import make_optimizer, set_epoch, train_step
 
 REPO = Path(__file__).resolve().parents[1]
+OVERLAY = REPO / "results/gpu_check/measured_resources.yaml"
 EMBEDDING_DIM = 512
 TRAIN_CLASSES = 100  # CUB's training classes
 
@@ -199,11 +215,40 @@ class Check:
         return run
 
 
+def measured_overlay(
+    config: dict, device: str, backbone: dict, dataset: dict, img_per_s: float, processor: str
+) -> dict:
+    """The config overlay that puts a measured clean training throughput, `img_per_s` of
+    `backbone` on `dataset`'s image size on `device` (`cuda` or `cpu`) by `processor`, where
+    the cost model reads it: the throughput at `throughput_image_size`, and the utilisation it
+    implies against the config's peak for that device."""
+    resources = config["resources"]
+    reference = resources["throughput_image_size"][device]
+    stated = resources["expected"][device]
+    flop_per_s = img_per_s * forward_flops(backbone, dataset) / resources["pass_cost"]["forward"]
+    utilisation = flop_per_s / (stated["peak_tflops"] * 1e12)
+    at_reference = img_per_s * (dataset["image_size"] / reference) ** 2
+    name = f"{processor}, measured by gpu_check (utilisation against: {stated['name']})"
+    return {
+        "resources": {
+            "throughput_img_per_s": {device: {backbone["arch"]: round(at_reference, 1)}},
+            "expected": {device: {"name": name, "utilisation": round(utilisation, 4)}},
+        }
+    }
+
+
+def write_overlay(path: Path, overlay: dict, note: str) -> None:
+    """`overlay` as YAML under a comment line `note`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"# {note}\n" + yaml.safe_dump(overlay, sort_keys=False))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, e.g. on a CPU")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--config", default=str(REPO / "config/config.yaml"))
+    parser.add_argument("--overlay", default=str(OVERLAY), help="measured resources (GPU only)")
     args = parser.parse_args()
     config = yaml.safe_load(Path(args.config).read_text())
     device_name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -260,6 +305,14 @@ def main() -> None:
             rows.setdefault(key, {})[mode] = (seconds, peak)
             print(f"  {key} {mode} (k-means on {eval_device.type}): {seconds:.2f}", flush=True)
             release(device)
+    if not args.smoke:
+        img_per_s = rows["train_img_s"]["fast"][0]
+        overlay = measured_overlay(
+            config, device.type, check.spec["backbone"], check.spec["dataset"], img_per_s, name
+        )
+        note = f"gpu_check on {name}, torch {torch.__version__}: pass as an extra --configfile"
+        write_overlay(Path(args.overlay), overlay, note)
+        print(f"measured resources written to {args.overlay}", flush=True)
     header = ("measurement", "fast", "plain", "speed-up", "GB fast", "GB plain")
     print("{:<14} {:>9} {:>9} {:>9} {:>8} {:>9}".format(*header))
     for key, row in rows.items():

@@ -2,6 +2,9 @@
 # GPU check (README "GPU check"): the GPU fast path against plain fp32 for ResNet-50 at 224 px
 # on synthetic data, offline, installing nothing; sized for 3-4 minutes on an H100 (estimate).
 #   bash benchmarks/gpu_check.sh [--smoke] [--threads N]    (PYTHON=... picks the interpreter)
+# On a GPU it writes the measured throughput and utilisation as a config overlay for the cost
+# model, results/gpu_check/measured_resources.yaml (--overlay PATH; gpu_check.py's docstring):
+# pass it as an extra --configfile to snakemake and benchmarks/gpu_hours.py.
 # Imports the library from src/ (no install needed). pytorch-metric-learning, which GPU images
 # often lack, can come as a wheel in benchmarks/wheels/ (put on PYTHONPATH as it is); on a
 # machine with internet: pip download pytorch-metric-learning==2.9.0 --no-deps -d benchmarks/wheels

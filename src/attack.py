@@ -1,9 +1,11 @@
 """Rule attack: one group of attacks against one trained model (robdml.jobs); every set it
-crafts is evaluated in the same process and written only where a later job reads it."""
+crafts is evaluated in the same process and written only where a later job reads it. A job
+killed or preempted resumes from --progress (robdml.job_progress) when it runs again."""
 
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -12,6 +14,8 @@ IMPORTS_STARTED = time.perf_counter()
 from robdml.data.prepared import load_split  # noqa: E402  (imports: start-up, not work)
 from robdml.evaluation import write_records  # noqa: E402
 from robdml.fast_path import configure_fast_path  # noqa: E402
+from robdml.io import DiskFullError, UnreadableFileError  # noqa: E402
+from robdml.job_progress import JobProgress, attack_job_manifest  # noqa: E402
 from robdml.models import load_model  # noqa: E402
 from robdml.robustness import attack_job  # noqa: E402
 from robdml.runtime import setup  # noqa: E402
@@ -26,6 +30,11 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="prepared test split")
     parser.add_argument("--metrics", required=True, help="output: the job's metrics JSON")
     parser.add_argument("--sets", required=True, help="output: directory of kept sets")
+    parser.add_argument(
+        "--progress",
+        required=True,
+        help="progress directory kept between attempts; not a Snakemake output",
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
@@ -38,15 +47,20 @@ def main() -> None:
     seed = job["attacks"][0]["spec"]["attacker_seed"]
     device = setup(args.threads, args.device, seed)
     fast_path = configure_fast_path(device, args.fast)
+    ids = json.loads(args.ids)
+    progress = JobProgress(args.progress, attack_job_manifest(job, evaluation, ids, args.model))
     Path(args.sets).mkdir(parents=True, exist_ok=True)
     records = attack_job(
         lambda member: load_model(args.model, device, member),
-        load_split(args.data), job, evaluation, json.loads(args.ids), args.sets, device,
-        fast_path,
+        load_split(args.data), job, evaluation, ids, args.sets, device, fast_path, progress,
     )  # fmt: skip
     seconds = {"imports": started - IMPORTS_STARTED, "work": time.perf_counter() - started}
     write_records(args.metrics, records, seconds)
+    progress.remove()
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (UnreadableFileError, DiskFullError) as error:  # an input's problem, or a full disk
+        sys.exit(f"error: {error}")

@@ -7,6 +7,7 @@ import json
 import sys
 
 from robdml.data.prepared import load_split
+from robdml.io import DiskFullError, UnreadableFileError
 from robdml.models.external import ExternalModelError, import_external
 from robdml.runtime import setup
 
@@ -24,7 +25,7 @@ def main() -> None:
         import_external(
             args.name, json.loads(args.entry), load_split(args.data)["images"], args.model
         )
-    except ExternalModelError as error:
+    except (ExternalModelError, UnreadableFileError, DiskFullError) as error:
         sys.exit(f"error: {error}")
 
 

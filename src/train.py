@@ -1,7 +1,8 @@
 """Rule train: one (dataset, backbone, defense, seed) model; resumes from its checkpoint.
 
 A backbone with ImageNet weights reads them from --weights (fetched beforehand by rule
-fetch_weights: training never downloads); a missing file is one message saying how to fetch it.
+fetch_weights: training never downloads); a missing file is one message saying how to fetch it,
+and so is an unreadable training split or a full disk.
 """
 
 import argparse
@@ -11,6 +12,7 @@ import sys
 
 from robdml.data.datasets import load_training_set
 from robdml.fast_path import configure_fast_path
+from robdml.io import DiskFullError, UnreadableFileError
 from robdml.models.weights import MissingWeightsError, WeightsError, check_weights_file
 from robdml.runtime import setup
 from robdml.training import train
@@ -37,7 +39,7 @@ def main() -> None:
         fast_path = configure_fast_path(device, args.fast)
         train_set = load_training_set(args.data, spec["dataset"])
         train(spec, train_set, args.model, args.checkpoint, device, args.weights, fast_path)
-    except (MissingWeightsError, WeightsError) as error:
+    except (MissingWeightsError, WeightsError, UnreadableFileError, DiskFullError) as error:
         sys.exit(f"error: {error}")
 
 

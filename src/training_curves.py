@@ -3,12 +3,14 @@ in one figure, results/figures/training_curves.{png,pdf}."""
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from robdml.figures import training_curves
+from robdml.io import DiskFullError, UnreadableFileError
+from robdml.models.storage import read_model_file
 
 
 def main() -> None:
@@ -20,10 +22,13 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for path, ids in zip(args.models, json.loads(args.ids), strict=True):
-        history = torch.load(path, map_location="cpu", weights_only=False)["history"]
+        history = read_model_file(path)["history"]
         rows += [{**ids, "epoch": epoch["epoch"], "loss": epoch["loss"]} for epoch in history]
     training_curves(pd.DataFrame(rows), args.out_stem, args.defenses)
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (UnreadableFileError, DiskFullError) as error:  # an input's problem, or a full disk
+        sys.exit(f"error: {error}")

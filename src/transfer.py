@@ -1,14 +1,18 @@
 """Rule transfer: the adversarial sets crafted on one model evaluated on every model they
-target (black-box transfer; robdml.jobs)."""
+target (black-box transfer; robdml.jobs). A job killed or preempted resumes from --progress
+(robdml.job_progress) when it runs again."""
 
 import argparse
 import json
 import logging
+import sys
 import time
 
 IMPORTS_STARTED = time.perf_counter()
 
 from robdml.evaluation import write_records  # noqa: E402  (imports: start-up, not work)
+from robdml.io import DiskFullError, UnreadableFileError  # noqa: E402
+from robdml.job_progress import JobProgress, transfer_job_manifest  # noqa: E402
 from robdml.models import load_model  # noqa: E402
 from robdml.robustness import transfer_job  # noqa: E402
 from robdml.runtime import setup  # noqa: E402
@@ -23,6 +27,11 @@ def main() -> None:
     parser.add_argument("--names", nargs="+", required=True, help="attack of each --sets file")
     parser.add_argument("--sets", nargs="+", required=True, help="adversarial sets")
     parser.add_argument("--metrics", required=True, help="output: the job's metrics JSON")
+    parser.add_argument(
+        "--progress",
+        required=True,
+        help="progress directory kept between attempts; not a Snakemake output",
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -33,14 +42,19 @@ def main() -> None:
     started = time.perf_counter()
     evaluation = json.loads(args.evaluation)
     device = setup(args.threads, args.device, evaluation["kmeans_seeds"][0])
-    models = [
-        (ids, *load_model(path, device)) for ids, path in zip(targets, args.models, strict=True)
-    ]
+    model_files = list(zip(targets, args.models, strict=True))
+    models = [(ids, *load_model(path, device)) for ids, path in model_files]
     sets = list(zip(args.names, args.sets, strict=True))
-    records = transfer_job(models, sets, args.source, evaluation, device)
+    manifest = transfer_job_manifest(evaluation, args.source, model_files, sets)
+    progress = JobProgress(args.progress, manifest)
+    records = transfer_job(models, sets, args.source, evaluation, device, progress)
     seconds = {"imports": started - IMPORTS_STARTED, "work": time.perf_counter() - started}
     write_records(args.metrics, records, seconds)
+    progress.remove()
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (UnreadableFileError, DiskFullError) as error:  # an input's problem, or a full disk
+        sys.exit(f"error: {error}")

@@ -12,6 +12,7 @@ from robdml.adversarial import load_adversarial_set
 from robdml.data.prepared import load_split
 from robdml.embedding import embed
 from robdml.figures import tsne_panels
+from robdml.io import DiskFullError, UnreadableFileError
 from robdml.models import load_model
 from robdml.runtime import setup
 
@@ -56,4 +57,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (UnreadableFileError, DiskFullError) as error:  # an input's problem, or a full disk
+        sys.exit(f"error: {error}")

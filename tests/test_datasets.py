@@ -8,6 +8,7 @@ import hashlib
 import io
 import os
 import re
+import socket
 import subprocess
 import sys
 import tarfile
@@ -29,7 +30,7 @@ from robdml.config import read_config
 from robdml.data import cars196_kaggle, sop
 from robdml.data.archives import CorruptArchiveError, UnsafeArchiveError, extract
 from robdml.data.datasets import load_training_set
-from robdml.data.download import ChecksumError, download
+from robdml.data.download import ChecksumError, DownloadError, download
 from robdml.data.image_files import LayoutError, first_classes_split, load_index, read_rgb
 from robdml.data.prepared import SplitError, load_split
 from robdml.data.raw_files import (
@@ -527,6 +528,21 @@ def test_download_resumes_after_a_dropped_connection(server, tmp_path):
     assert destination.read_bytes() == data
     assert server.ranges == [None, "bytes=100000-"]
     assert not (tmp_path / "resume.bin.part").exists()
+
+
+def test_a_failed_download_says_what_it_kept(server, tmp_path):
+    """Offline nothing arrives and no .part is named; a cut transfer names the .part it keeps."""
+    with socket.socket() as closed:  # a port nothing listens on: connection refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with pytest.raises(DownloadError, match=r"no bytes were received, so nothing is kept$"):
+        download(f"http://127.0.0.1:{port}/a.bin", tmp_path / "a.bin", None, attempts=1)
+    assert list(tmp_path.iterdir()) == []
+    server.files["/b.bin"], server.cut_first = b"x" * 1000, True
+    part = tmp_path / "b.bin.part"
+    with pytest.raises(DownloadError, match=f"the 500 bytes .* kept in {re.escape(str(part))}"):
+        download(url(server, "b.bin"), tmp_path / "b.bin", None, attempts=1)
+    assert part.stat().st_size == 500
 
 
 def test_download_with_wrong_md5_leaves_no_file(server, tmp_path):

@@ -170,7 +170,7 @@ def test_one_member_eat_trains_exactly_like_pgd_at(tmp_path, transfer):
         }
         model, checkpoint = tmp_path / f"{name}.pt", tmp_path / f"{name}.ckpt"
         train(spec, train_set, model, checkpoint, torch.device("cpu"))
-        states.append(torch.load(model, weights_only=False)["members"])
+        states.append(torch.load(model, weights_only=True)["members"])
     (pgd_at_state,), (eat_state,) = states
     assert pgd_at_state.keys() == eat_state.keys()
     for key in pgd_at_state:

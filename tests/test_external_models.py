@@ -130,7 +130,7 @@ def test_weights_are_read_weights_only_and_loaded_strictly(factories, tmp_path):
     torch.save({"model": nn.Linear(2, 2)}, pickled)  # a module object: not weights-only
     with pytest.raises(
         ExternalModelError,
-        match=r"^external model 'net': .*pickled.pt is not a weights-only state dict",
+        match=r"^external model 'net': .*pickled.pt: not a safe state dict: it asks to call torch",
     ):
         build_external("net", entry(factories, "net", str(pickled)))
     other = tmp_path / "other.pt"

@@ -13,6 +13,7 @@ import pytest
 from conftest import REPO
 from robdml import jobs, resources
 from robdml.config import ConfigError, load_config, load_schema
+from robdml.flops import forward_flops
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import gpu_hours  # noqa: E402
@@ -78,9 +79,8 @@ def test_ensemble_training_time_grows_with_members(paper):
 def test_attack_time_is_linear_in_steps_restarts_eps_and_members(paper):
     def seconds(n_eps=5, member=False, defense="vanilla", **changes):
         config = with_changes(paper, changes)
-        return resources.attack_seconds(
-            config, "cub200", "resnet50", defense, "es", n_eps, member
-        )  # `es`: no k-means, so pure passes
+        work = resources.crafting_work(config, "cub200", defense, "es", n_eps, member)
+        return resources.work_seconds(config, "cub200", "resnet50", work)  # `es`: no k-means
 
     es = paper["attacks"]["es"]
     by_steps = [seconds(**{"attacks.es": {**es, "steps": n}}) for n in (10, 20, 30)]
@@ -115,8 +115,8 @@ def test_throughput_scales_with_the_pixel_count(paper):
 
 
 def test_the_attempt_scales_every_request(paper):
-    minutes = [resources.train_runtime(paper, "inshop", "resnet50", "eat", a) for a in (1, 2, 3)]
-    seconds = resources.train_seconds(paper, "inshop", "resnet50", "eat")
+    minutes = [resources.train_runtime(paper, "cub200", "resnet50", "eat", a) for a in (1, 2, 3)]
+    seconds = resources.train_seconds(paper, "cub200", "resnet50", "eat")
     startup, safety = paper["resources"]["startup_min"], paper["resources"]["safety_factor"]
     assert minutes == [math.ceil(a * (startup + safety * seconds / 60)) for a in (1, 2, 3)]
     assert minutes[1] >= 2 * minutes[0] - 1 and minutes[2] >= 3 * minutes[0] - 2
@@ -127,6 +127,27 @@ def test_the_attempt_scales_every_request(paper):
         resources.fixed_runtime(paper, "report", 2)
         == 2 * paper["resources"]["runtime_min"]["report"]
     )
+
+
+def test_no_request_exceeds_the_time_limit_and_long_work_gets_the_attempts_it_needs(paper):
+    """In-Shop `eat_m5` training asks for more than 24 h unclamped: every attempt asks for the
+    limit, and `attempts` covers its work at (limit - start-up) minutes per attempt."""
+    limit = paper["resources"]["time_limit_min"]
+    seconds = resources.train_seconds(paper, "inshop", "resnet50", "eat_m5")
+    assert resources.unlimited_minutes(paper, seconds) > limit
+    assert [resources.train_runtime(paper, "inshop", "resnet50", "eat_m5", a) for a in (1, 2)] == [
+        limit, limit
+    ]  # fmt: skip
+    needed = resources.attempts(paper, seconds)
+    work_minutes = paper["resources"]["safety_factor"] * seconds / 60
+    per_attempt = limit - paper["resources"]["startup_min"]
+    assert (needed - 1) * per_attempt < work_minutes <= needed * per_attempt
+    assert resources.fixed_runtime({"resources": {**paper["resources"], "time_limit_min": 5}},
+                                   "prepare") == 5  # fmt: skip
+    short = {**paper, "resources": {**paper["resources"], "time_limit_min": 10**6}}
+    assert resources.attempts(short, seconds) == 1
+    memory = [resources.mem_mb(paper, "attack", "inshop", 5, attempt=a) for a in (1, 2, 4)]
+    assert memory[1] in (2 * memory[0], 2 * memory[0] - 1) and memory[2] == memory[1]
 
 
 def test_small_rules_ask_for_little(paper, demo):
@@ -270,5 +291,117 @@ def test_gpu_hours_prints_the_dry_runs_requested_hours(planned, tmp_path):
     else:
         assert float(result["total_gpu_hours"]) == 0
     table = run.stdout.splitlines()[:-1]
-    assert table[0].startswith("| defense | jobs | GPU jobs | GPU-hours |")
+    assert table[0].startswith("| defense | jobs | GPU jobs | requested GPU-hours |")
     assert [row.split(" | ")[0].lstrip("| ") for row in table[2:-2]] == list(config["defenses"])
+
+
+# ------------------------------------------------------------------ the expected cost
+
+SHIPPED = sorted(path.name for path in (REPO / "config").glob("*.yaml"))
+
+
+def cnn_forward_flops(widths: list[int], channels: int, size: int, embedding_dim: int) -> int:
+    """The small CNN's forward FLOPs by hand, 2 per multiply-accumulate: each 3x3 convolution
+    at its input's resolution (halved by the max-pooling after it), then the linear head."""
+    flops = 0
+    for width in widths:
+        flops += 2 * size * size * width * channels * 3 * 3
+        channels, size = width, size // 2
+    return flops + 2 * channels * embedding_dim
+
+
+def test_the_flop_count_is_the_models_convolutions_and_head(demo, paper):
+    cnn, glyphs = demo["backbones"]["cnn"], demo["datasets"]["glyphs"]
+    by_hand = cnn_forward_flops(cnn["widths"], glyphs["channels"], 16, cnn["embedding_dim"])
+    assert by_hand == 1_261_568
+    assert forward_flops(cnn, glyphs) == by_hand
+    at_32 = forward_flops(cnn, {**glyphs, "image_size": 32})
+    assert at_32 == cnn_forward_flops(cnn["widths"], glyphs["channels"], 32, cnn["embedding_dim"])
+    head = 2 * cnn["widths"][-1] * cnn["embedding_dim"]
+    assert at_32 - head == 4 * (by_hand - head)  # convolutions grow with the pixel count
+    # FlopCounterMode's convention: 2 FLOPs per multiply-accumulate (ResNet-50: 4.09 GMACs)
+    resnet50 = forward_flops(paper["backbones"]["resnet50"], paper["datasets"]["cub200"])
+    assert resnet50 == pytest.approx(8.18e9, rel=0.01)
+
+
+def test_expected_cost_of_a_demo_training_job_by_hand(demo):
+    """Vanilla training of the demo's CNN: train images x epochs forward+backward passes, each
+    1 / pass_cost.forward forwards of the counted FLOPs, at utilisation x peak; k-means runs
+    cost what the request's cost model says."""
+    glyphs, cnn = demo["datasets"]["glyphs"], demo["backbones"]["cnn"]
+    flops = forward_flops(cnn, glyphs)
+    processor = demo["resources"]["expected"]["cpu"]
+    epochs = demo["recipes"]["glyphs"]["epochs"]
+    by_hand = (
+        glyphs["counts"]["train_images"]
+        * epochs
+        * flops
+        / demo["resources"]["pass_cost"]["forward"]
+    ) / (processor["utilisation"] * processor["peak_tflops"] * 1e12)
+    work = resources.train_work(demo, "glyphs", "vanilla")
+    assert resources.expected_seconds(demo, "glyphs", "cnn", work, flops) == pytest.approx(by_hand)
+    assert 5 < by_hand < 30  # the demo's epochs took 0.9-1.6 s
+    two_kmeans = resources.Work(kmeans=2)
+    assert resources.expected_seconds(demo, "glyphs", "cnn", two_kmeans, flops) == pytest.approx(
+        2 * resources.kmeans_seconds(demo, "glyphs", "cnn")
+    )
+    minutes = resources.expected_minutes(demo, by_hand)
+    assert minutes == pytest.approx(demo["resources"]["startup_min"] + by_hand / 60)
+
+
+def test_the_request_and_the_expected_cost_count_the_same_passes(paper):
+    """For k-means-free work, expected / requested seconds is one constant per model: the
+    stated throughput over the throughput the counted FLOPs give."""
+    flops = forward_flops(paper["backbones"]["resnet50"], paper["datasets"]["cub200"])
+    processor, cost = paper["resources"]["expected"]["cuda"], paper["resources"]["pass_cost"]
+    flop_throughput = processor["utilisation"] * processor["peak_tflops"] * 1e12 * cost["forward"]
+    ratio = resources.throughput(paper, "cub200", "resnet50") / (flop_throughput / flops)
+    for defense in paper["defenses"]:
+        work = resources.train_work(paper, "cub200", defense)
+        expected = resources.expected_seconds(paper, "cub200", "resnet50", work, flops)
+        requested = resources.train_seconds(paper, "cub200", "resnet50", defense)
+        assert expected == pytest.approx(ratio * requested), defense
+
+
+@pytest.mark.parametrize("configfile", SHIPPED)
+def test_expected_hours_are_below_the_requested_hours(configfile, tmp_path):
+    """Requests are upper bounds: over every job of the cost model (train, attack, members,
+    transfer) of a shipped config's dry run, the expected minutes sum below the requested
+    ones (every attempt of the time limit a job needs)."""
+    overlays = [] if configfile == "config.yaml" else [str(REPO / "config" / configfile)]
+    config = load_config(*overlays)
+    expected = requested = 0.0
+    for job in gpu_hours.parse_jobs(gpu_hours.dry_run(overlays, tmp_path)):
+        work = gpu_hours.job_work(config, job)
+        if work is not None:
+            expected += gpu_hours.expected_minutes(config, job, work)
+            requested += gpu_hours.attempts(config, job, work) * job["resources"]["runtime"]
+    assert 0 < expected < requested
+
+
+def test_the_measured_overlay_round_trips_through_the_schema(paper, tmp_path):
+    """gpu_check's overlay of a (fake) measurement: ResNet-50 trained at 8,000 img/s at 112 px
+    is 2,000 img/s at the stated 224 px, and its utilisation makes the expected cost of one
+    forward+backward pass exactly one measured image's time."""
+    import gpu_check
+
+    backbone = paper["backbones"]["resnet50"]
+    dataset = {**paper["datasets"]["cub200"], "image_size": 112}
+    overlay = gpu_check.measured_overlay(paper, "cuda", backbone, dataset, 8000.0, "Fake GPU")
+    path = tmp_path / "measured_resources.yaml"
+    gpu_check.write_overlay(path, overlay, "a fake measurement")
+    measured = load_config(path)
+    resources_ = measured["resources"]
+    assert resources_["throughput_img_per_s"]["cuda"]["resnet50"] == 2000
+    assert (
+        resources_["throughput_img_per_s"]["cuda"]["googlenet"]
+        == (paper["resources"]["throughput_img_per_s"]["cuda"]["googlenet"])
+    )  # not measured: unchanged
+    assert (
+        resources_["expected"]["cuda"]["peak_tflops"]
+        == (paper["resources"]["expected"]["cuda"]["peak_tflops"])
+    )
+    assert resources_["expected"]["cuda"]["name"].startswith("Fake GPU, measured")
+    flops = forward_flops(backbone, dataset)
+    one_pass = resources.expected_seconds(measured, "cub200", "resnet50", resources.Work(1), flops)
+    assert one_pass == pytest.approx(1 / 8000, rel=1e-3)

@@ -393,6 +393,8 @@ def slurm_runs(tmp_path_factory):
         # wait for the training job to run in SLURM and write its first checkpoint
         deadline, train, shown = time.monotonic() + 240, None, {}
         while time.monotonic() < deadline and run.poll() is None and train is None:
+            for job in our_jobs(on_slurm):
+                shown.setdefault(job["id"], show_job(job["id"]))
             if list((on_slurm / "results" / "models").glob("**/checkpoint.pt")):
                 running = [j for j in our_jobs(on_slurm) if j["state"] == "RUNNING"]
                 train = next(
@@ -406,8 +408,10 @@ def slurm_runs(tmp_path_factory):
             for job in our_jobs(on_slurm):
                 shown.setdefault(job["id"], show_job(job["id"]))
             time.sleep(1)
-        runs["shown"] = shown
         runs["slurm_rc"] = run.wait(timeout=30)
+        for job_id in submitted_jobs(logs["slurm"].read_text())[0]:  # jobs too short to poll
+            shown.setdefault(job_id, show_job(job_id))  # slurmctld keeps them MinJobAge s
+        runs["shown"] = shown
         runs["seconds"]["slurm_run"] = round(time.monotonic() - started, 1)
         runs["local_rc"] = local_run.wait(timeout=620)
         runs["seconds"]["local_run"] = round(time.monotonic() - started, 1)

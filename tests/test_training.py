@@ -1,5 +1,8 @@
 """The shared trainer: Proxy Anchor learns, runs are deterministic, and resume is exact."""
 
+import hashlib
+import logging
+
 import pytest
 import torch
 
@@ -35,9 +38,11 @@ def test_proxy_anchor_training_lowers_the_loss_on_a_toy_batch(tiny_spec):
     assert loss().item() < 0.5 * before
 
 
-def test_training_is_deterministic(tmp_path, tiny_spec):
+def test_training_is_deterministic_down_to_the_model_files_bytes(tmp_path, tiny_spec):
     for name in ("a", "b"):
         train(tiny_spec, toy_set(), tmp_path / f"{name}.pt", tmp_path / f"{name}.ckpt", "cpu")
+    digests = [hashlib.sha256((tmp_path / f"{n}.pt").read_bytes()).hexdigest() for n in "ab"]
+    assert digests[0] == digests[1]  # no timings, no file name inside
     first, _ = load_model(tmp_path / "a.pt")
     second, _ = load_model(tmp_path / "b.pt")
     for (key, p), (_, q) in zip(
@@ -46,7 +51,9 @@ def test_training_is_deterministic(tmp_path, tiny_spec):
         assert torch.equal(p, q), key
 
 
-def test_interrupted_training_resumes_to_the_same_parameters(tmp_path, tiny_spec, monkeypatch):
+def test_interrupted_training_resumes_to_the_same_parameters(
+    tmp_path, tiny_spec, monkeypatch, caplog
+):
     tiny_spec["training"]["epochs"] = 3
     tiny_spec["defense"] = {
         "method": "pgd_at",
@@ -69,9 +76,15 @@ def test_interrupted_training_resumes_to_the_same_parameters(tmp_path, tiny_spec
         train(tiny_spec, toy_set(), tmp_path / "resumed.pt", tmp_path / "resumed.ckpt", "cpu")
     assert (tmp_path / "resumed.ckpt").exists() and not (tmp_path / "resumed.pt").exists()
     monkeypatch.setattr(DEFENSES["pgd_at"], "loss", original)
-    history = train(tiny_spec, toy_set(), tmp_path / "resumed.pt", tmp_path / "resumed.ckpt", "cpu")
+    with caplog.at_level(logging.INFO, logger="robdml.training"):
+        history = train(
+            tiny_spec, toy_set(), tmp_path / "resumed.pt", tmp_path / "resumed.ckpt", "cpu"
+        )
+    assert f"resuming from {tmp_path / 'resumed.ckpt'} after epoch 1\n" in caplog.text
+    assert "epoch 1:" not in caplog.text and "epoch 2: mean loss" in caplog.text  # as numbered
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert not (tmp_path / "resumed.ckpt").exists()
+    assert (tmp_path / "full.pt").read_bytes() == (tmp_path / "resumed.pt").read_bytes()
     full, _ = load_model(tmp_path / "full.pt")
     resumed, _ = load_model(tmp_path / "resumed.pt")
     for (key, p), (_, q) in zip(

@@ -4,7 +4,7 @@ Torch is imported only to read one: the Snakefile's planning uses `set_name`."""
 
 from pathlib import Path
 
-from robdml.io import torch_save
+from robdml.io import UnreadableFileError, torch_load, torch_save
 
 ADVERSARIAL_FORMAT = "robdml-adversarial/1"
 # what a metrics record says about the attack behind an adversarial set
@@ -13,7 +13,7 @@ ATTACK_RECORD = ("attack", "eps_255", "source_model_spec_hash", "objective_clean
 REQUIRED = ("images", "labels", "meta", "perturbed", "attack", "eps_255")
 
 
-class AdversarialSetError(ValueError):
+class AdversarialSetError(UnreadableFileError):
     """A file that is not a complete adversarial set."""
 
 
@@ -39,17 +39,12 @@ def save_adversarial_set(path: str | Path, result: dict, split: dict, source: di
 
 def load_adversarial_set(path: str | Path) -> dict:
     """The payload of an adversarial-set file, checked (one line naming what is wrong)."""
-    import torch
-
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        message = f"{path}: no such adversarial set; rerun its attack job"
-        raise AdversarialSetError(message) from None
-    except Exception as error:  # a truncated or foreign file
-        raise AdversarialSetError(f"{path}: unreadable adversarial set ({error})") from None
-    if not isinstance(payload, dict) or payload.get("format") != ADVERSARIAL_FORMAT:
-        raise AdversarialSetError(f"{path}: not an adversarial set ({ADVERSARIAL_FORMAT})")
+    sets_dir = Path(path).parent.parent  # the attack job's output (see set_name)
+    payload = torch_load(
+        path, "adversarial set",
+        f"rule attack writes it; rerun its job: snakemake --forcerun {sets_dir}",
+        (ADVERSARIAL_FORMAT,), AdversarialSetError,
+    )  # fmt: skip
     missing = [key for key in REQUIRED if key not in payload]
     if missing:
         raise AdversarialSetError(f"{path}: adversarial set without {', '.join(missing)}")

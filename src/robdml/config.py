@@ -76,6 +76,12 @@ def validate_config(config: dict, schema: dict, source: str = "config") -> dict:
     main_eps = config["report"]["main_eps_255"]
     if main_eps not in config["evaluation"]["eps_255"]:
         raise ConfigError(f"{source}: report.main_eps_255: {main_eps} is not in evaluation.eps_255")
+    resources = config["resources"]
+    if resources["time_limit_min"] <= resources["startup_min"]:
+        raise ConfigError(
+            f"{source}: resources.time_limit_min: {resources['time_limit_min']} leaves no time"
+            f" after resources.startup_min ({resources['startup_min']})"
+        )
     return resolved
 
 

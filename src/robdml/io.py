@@ -1,10 +1,14 @@
-"""Atomic file writes and provenance, so an interrupted job never leaves a half-written output
-and every result says which config and which package versions produced it."""
+"""Atomic file writes, safe torch file reads and provenance, so an interrupted job never leaves
+a half-written output, no file runs code when read, and every result says which config and
+which package versions produced it."""
 
+import errno
 import hashlib
 import json
 import os
+import pickle
 import platform
+import re
 import tempfile
 from collections.abc import Callable
 from functools import cache
@@ -23,18 +27,50 @@ PROVENANCE_PACKAGES = (
 )
 
 
+class UnreadableFileError(ValueError):
+    """A file that is not what its name says (missing, truncated, foreign, or asking to run
+    code when read); the message is one line: the file, what it should be, how to rebuild it."""
+
+
+class DiskFullError(OSError):
+    """A write that ran out of disk space; the message is one line naming the file."""
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp_path)` on a temporary file next to `path`, then rename it into place."""
+    """Call `write(tmp_path)` on a temporary file next to `path`, then rename it into place
+    with the permissions the umask gives a new file (mkstemp's are 0600: results shared with
+    a group would be unreadable to it). A full disk is a DiskFullError; nothing is left."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if out_of_space(error):
+            raise DiskFullError(f"{path}: no space left on device; nothing was written") from None
         raise
+
+
+def current_umask() -> int:
+    """The process umask (reading it means setting it: briefly 077, so a file another thread
+    creates meanwhile is only more private)."""
+    umask = os.umask(0o077)
+    os.umask(umask)
+    return umask
+
+
+def out_of_space(error: BaseException | None) -> bool:
+    """Whether `error` or an error behind it is ENOSPC (torch's zip writer reports a full disk
+    as a RuntimeError raised while handling the OSError)."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def write_json(path: str | Path, data: dict) -> None:
@@ -44,10 +80,51 @@ def write_json(path: str | Path, data: dict) -> None:
 
 
 def torch_save(path: str | Path, obj) -> None:
-    """Atomically `torch.save` an object."""
+    """Atomically `torch.save` an object, through a file object: torch then names the archive
+    inside the file 'archive', not after the random temporary name, so equal objects give
+    byte-identical files."""
     import torch
 
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as file:
+            torch.save(obj, file)
+
+    atomic_write(path, write)
+
+
+def torch_load(
+    path: str | Path,
+    what: str,
+    rebuild: str,
+    formats: tuple[str, ...] = (),
+    error: type[Exception] = UnreadableFileError,
+):
+    """The object a torch file holds, read with `weights_only=True` (tensors and plain data
+    only: a file asking to run code is refused before anything runs). A file that is missing,
+    unreadable, unsafe or (with `formats`) not a dict marked with one of them raises `error`
+    with one line: `path`, that it is no `what` and why, then `rebuild` (how to remake it)."""
+    import torch
+
+    corrupt = f"{path}: not a readable {what} (truncated or corrupt); {rebuild}"
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what}; {rebuild}") from None
+    except pickle.UnpicklingError as refused:  # code to run, or bytes that are no pickle
+        called = re.search(r"GLOBAL (\S+)", str(refused))
+        if called is None:
+            raise error(corrupt) from None
+        raise error(
+            f"{path}: not a safe {what}: it asks to call {called[1]}, which weights-only "
+            f"loading refuses (nothing was run); {rebuild}"
+        ) from None
+    except OSError as unreadable:  # a directory, no permission
+        raise error(f"{path}: cannot read {what} ({unreadable.strerror}); {rebuild}") from None
+    except Exception:  # torch's zip reader and the unpickler on truncated or foreign bytes
+        raise error(corrupt) from None
+    if formats and not (isinstance(payload, dict) and payload.get("format") in formats):
+        raise error(f"{path}: not a {what} ({' or '.join(formats)}); {rebuild}")
+    return payload
 
 
 def spec_hash(spec: dict) -> str:

@@ -15,16 +15,43 @@ alone `pass_cost.forward`, a gradient-of-gradient pass (GAL, TRS) `pass_cost.dou
 An ensemble's members each pay their own passes. A k-means of N points in k clusters and d
 dimensions costs 2 N k d `kmeans_iterations` flops at `kmeans_gflop_per_s`. The other rules
 ask for fixed times (`runtime_min`). Memory: a fixed amount per kind of job plus the bytes of
-the whole image sets it holds at its peak, also times `attempt`.
+the whole image sets it holds at its peak, times `attempt` up to `mem_mb.max_attempt_factor`.
+
+A job's `Work` (its passes summed over images, its k-means runs) is counted once, here; the
+request converts it at the stated throughput, the expected cost (`expected_seconds`) from
+counted FLOPs (robdml.flops, which the caller passes in: torch counts them) at the
+`resources.expected` processor's utilisation x peak, without safety factor:
+
+    expected seconds = passes x forward_flops / pass_cost.forward / (utilisation x peak_tflops)
+                       + k-means seconds
 """
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from robdml import jobs
 from robdml.config import ConfigError, defense_spec
 
 Passes = Callable[[dict, dict], float]
+
+
+@dataclass(frozen=True)
+class Work:
+    """What a job computes: `passes`, forward+backward-pass equivalents of one model summed
+    over every image it processes (`pass_cost` units), and `kmeans`, k-means runs of the test
+    set's embeddings."""
+
+    passes: float = 0.0
+    kmeans: float = 0.0
+
+    def __add__(self, other: "Work") -> "Work":
+        return Work(self.passes + other.passes, self.kmeans + other.kmeans)
+
+    def __mul__(self, times: float) -> "Work":
+        return Work(times * self.passes, times * self.kmeans)
+
+    __rmul__ = __mul__
 
 
 def shared_split(params: dict) -> float:
@@ -150,51 +177,120 @@ def kmeans_seconds(config: dict, dataset: str, backbone: str) -> float:
 
 
 def minutes(config: dict, seconds: float, attempt: int) -> int:
-    """The cost model's request for `seconds` of work: start-up, safety factor, attempt."""
+    """The cost model's request for `seconds` of work: start-up, safety factor, attempt; never
+    more than the partition's `time_limit_min` (a longer job would never start: it resumes over
+    several attempts instead, see `attempts`)."""
+    return min(config["resources"]["time_limit_min"], unlimited_minutes(config, seconds, attempt))
+
+
+def unlimited_minutes(config: dict, seconds: float, attempt: int = 1) -> int:
     resources = config["resources"]
     return math.ceil(
         attempt * (resources["startup_min"] + resources["safety_factor"] * seconds / 60)
     )
 
 
-def train_seconds(config: dict, dataset: str, backbone: str, defense: str) -> float:
-    """Work of one training job (an ensemble is one job): training images x epochs x passes."""
+def attempts(config: dict, seconds: float) -> int:
+    """Jobs of the time limit that `seconds` of work may need: each attempt pays the start-up
+    again and resumes from the last finished unit (an epoch; an attack at one eps)."""
+    resources = config["resources"]
+    limit = resources["time_limit_min"]
+    if unlimited_minutes(config, seconds) <= limit:
+        return 1
+    work_per_attempt = limit - resources["startup_min"]
+    return math.ceil(resources["safety_factor"] * seconds / 60 / work_per_attempt)
+
+
+def train_work(config: dict, dataset: str, defense: str) -> Work:
+    """One training job (an ensemble is one job): training images x epochs x passes."""
     recipe = config["recipes"].get(dataset, config["training"])
     params = defense_spec(config, dataset, defense)
     passes = train_passes(params, config["resources"]["pass_cost"])
-    images = counts(config, dataset)["train_images"] * recipe["epochs"]
-    return images * passes / throughput(config, dataset, backbone)
+    return Work(passes=counts(config, dataset)["train_images"] * recipe["epochs"] * passes)
 
 
-def attack_seconds(
-    config: dict,
-    dataset: str,
-    backbone: str,
-    defense: str,
-    attack: str,
-    n_eps: int,
-    member: bool = False,
-) -> float:
-    """Work of one attack job over `n_eps` eps, on the whole model or one `member` alone."""
+def crafting_work(
+    config: dict, dataset: str, defense: str, attack: str, n_eps: int, member: bool = False
+) -> Work:
+    """One attack over `n_eps` eps on the test set, on the whole model or one `member` alone."""
     passes, kmeans = attack_work(config["attacks"][attack], n_eps, config["resources"]["pass_cost"])
     models = 1 if member else jobs.members(config, defense)
-    images = counts(config, dataset)["test_images"] * models
-    seconds = images * passes / throughput(config, dataset, backbone)
-    return seconds + kmeans * kmeans_seconds(config, dataset, backbone)
+    return Work(counts(config, dataset)["test_images"] * models * passes, kmeans)
 
 
-def evaluate_seconds(
-    config: dict, dataset: str, backbone: str, defense: str, n_sets: int, member: bool = False
-) -> float:
-    """Work of one evaluate job over `n_sets` test sets (clean or adversarial): per set one
-    forward pass of the model (or one `member`) and the evaluation's k-means runs."""
+def evaluation_work(
+    config: dict, dataset: str, defense: str, n_sets: int, member: bool = False
+) -> Work:
+    """Evaluating `n_sets` test sets (clean or adversarial): per set one forward pass of the
+    model (or one `member`) and the evaluation's k-means runs."""
     evaluation = config["evaluation"]
     models = 1 if member else jobs.members(config, defense)
     images = counts(config, dataset)["test_images"] * models
     forward = images * config["resources"]["pass_cost"]["forward"]
     kmeans = len(evaluation["kmeans_seeds"]) * evaluation["kmeans_n_init"]
-    per_set = forward / throughput(config, dataset, backbone)
-    return n_sets * (per_set + kmeans * kmeans_seconds(config, dataset, backbone))
+    return n_sets * Work(forward, kmeans)
+
+
+def attack_job_work(config: dict, dataset: str, backbone: str, defense: str, job: str) -> Work:
+    """One attack job (robdml.jobs): each attack over its eps, each set it crafts evaluated on
+    the model and, at the main eps, on every member evaluated alone; the first job also
+    evaluates the clean test set."""
+    spec = jobs.attack_job_spec(config, dataset, backbone, defense, config["run"]["seeds"][0], job)
+    work = spec["clean"] * evaluation_work(config, dataset, defense, 1)
+    for attack in spec["attacks"]:
+        n_eps = len(attack["eps_255"])
+        work += crafting_work(config, dataset, defense, attack["name"], n_eps)
+        work += evaluation_work(config, dataset, defense, n_eps)
+        work += spec["members"] * evaluation_work(config, dataset, defense, 1, member=True)
+    return work
+
+
+def members_job_work(config: dict, dataset: str, defense: str) -> Work:
+    """An ensemble's members job: per member its clean evaluation and each member attack
+    (crafted on the member, evaluated on the ensemble)."""
+    spec = jobs.members_job_spec(config, defense)
+    per_member = spec["clean"] * evaluation_work(config, dataset, defense, 1, member=True)
+    for attack in spec["attacks"]:
+        per_member += crafting_work(config, dataset, defense, attack["name"], 1, member=True)
+        per_member += evaluation_work(config, dataset, defense, 1)
+    return spec["members"] * per_member
+
+
+def transfer_job_work(config: dict, dataset: str, backbone: str, defense: str, seed: int) -> Work:
+    """A transfer job: every transferred set evaluated on every target."""
+    n_sets = len(jobs.transfer_sets(config))
+    targets = jobs.transfer_targets(config, dataset, backbone, defense, seed)
+    return sum((evaluation_work(config, dataset, target, n_sets) for target, _ in targets), Work())
+
+
+def work_seconds(config: dict, dataset: str, backbone: str, work: Work) -> float:
+    """Seconds of `work` at the stated throughput: what the requests are made of."""
+    k_means = work.kmeans * kmeans_seconds(config, dataset, backbone)
+    return work.passes / throughput(config, dataset, backbone) + k_means
+
+
+def expected_seconds(
+    config: dict, dataset: str, backbone: str, work: Work, forward_flops: float
+) -> float:
+    """Seconds `work` is expected to take on the config device's `resources.expected`
+    processor, without safety factor or start-up: its passes' FLOPs at utilisation x peak (a
+    forward pass is `forward_flops`, so one forward+backward is 1 / pass_cost.forward of
+    them), plus its k-means (CPU) as the cost model times them."""
+    resources = config["resources"]
+    processor = resources["expected"][config["device"]]
+    flops = work.passes * forward_flops / resources["pass_cost"]["forward"]
+    flop_per_s = processor["utilisation"] * processor["peak_tflops"] * 1e12
+    return flops / flop_per_s + work.kmeans * kmeans_seconds(config, dataset, backbone)
+
+
+def expected_minutes(config: dict, seconds: float) -> float:
+    """Expected minutes of one job doing `seconds` of work: its start-up once, nothing else."""
+    return config["resources"]["startup_min"] + seconds / 60
+
+
+def train_seconds(config: dict, dataset: str, backbone: str, defense: str) -> float:
+    """Seconds of one training job at the stated throughput (the request's basis)."""
+    return work_seconds(config, dataset, backbone, train_work(config, dataset, defense))
 
 
 def train_runtime(config: dict, dataset: str, backbone: str, defense: str, attempt: int = 1) -> int:
@@ -203,49 +299,29 @@ def train_runtime(config: dict, dataset: str, backbone: str, defense: str, attem
 
 
 def attack_job_seconds(config: dict, dataset: str, backbone: str, defense: str, job: str) -> float:
-    """Work of one attack job (robdml.jobs): each attack over its eps, each set it crafts
-    evaluated on the model and, at the main eps, on every member evaluated alone; the first
-    job also evaluates the clean test set."""
-    spec = jobs.attack_job_spec(config, dataset, backbone, defense, config["run"]["seeds"][0], job)
-    seconds = 0.0
-    for attack in spec["attacks"]:
-        n_eps = len(attack["eps_255"])
-        seconds += attack_seconds(config, dataset, backbone, defense, attack["name"], n_eps)
-        seconds += evaluate_seconds(config, dataset, backbone, defense, n_eps)
-        seconds += spec["members"] * evaluate_seconds(
-            config, dataset, backbone, defense, 1, member=True
-        )
-    return seconds + spec["clean"] * evaluate_seconds(config, dataset, backbone, defense, 1)
+    """Seconds of one attack job at the stated throughput."""
+    work = attack_job_work(config, dataset, backbone, defense, job)
+    return work_seconds(config, dataset, backbone, work)
 
 
 def members_job_seconds(config: dict, dataset: str, backbone: str, defense: str) -> float:
-    """Work of an ensemble's members job: per member its clean evaluation and each member
-    attack (crafted on the member, evaluated on the ensemble)."""
-    spec = jobs.members_job_spec(config, defense)
-    per_member = spec["clean"] * evaluate_seconds(config, dataset, backbone, defense, 1, True)
-    for attack in spec["attacks"]:
-        per_member += attack_seconds(
-            config, dataset, backbone, defense, attack["name"], 1, member=True
-        )
-        per_member += evaluate_seconds(config, dataset, backbone, defense, 1)
-    return spec["members"] * per_member
+    """Seconds of an ensemble's members job at the stated throughput."""
+    return work_seconds(config, dataset, backbone, members_job_work(config, dataset, defense))
 
 
 def transfer_job_seconds(
     config: dict, dataset: str, backbone: str, defense: str, seed: int
 ) -> float:
-    """Work of a transfer job: every transferred set evaluated on every target."""
-    n_sets = len(jobs.transfer_sets(config))
-    return sum(
-        evaluate_seconds(config, dataset, backbone, target, n_sets)
-        for target, _ in jobs.transfer_targets(config, dataset, backbone, defense, seed)
-    )
+    """Seconds of a transfer job at the stated throughput."""
+    work = transfer_job_work(config, dataset, backbone, defense, seed)
+    return work_seconds(config, dataset, backbone, work)
 
 
 def fixed_runtime(config: dict, kind: str, attempt: int = 1) -> int:
     """Minutes of a rule outside the cost model: `prepare` (data) or `report` (tables,
     figures, sanity, t-SNE)."""
-    return attempt * config["resources"]["runtime_min"][kind]
+    resources = config["resources"]
+    return min(resources["time_limit_min"], attempt * resources["runtime_min"][kind])
 
 
 def set_mb(config: dict, dataset: str, split: str) -> float:
@@ -264,9 +340,11 @@ def mem_mb(
     hold at their peak (`set_copies`: training sets for train, test sets for the others; an
     attack also keeps one per eps)."""
     memory = config["resources"]["mem_mb"]
+    # a job resumed after its time limit needs no more memory; one short of memory needs more
+    factor = min(attempt, memory["max_attempt_factor"])
     if kind in ("small", "prepare"):
-        return attempt * memory[kind]
+        return factor * memory[kind]
     copies = memory["set_copies"][kind] + (n_eps if kind == "attack" else 0)
     base = memory["small"] if kind == "tsne" else memory["torch"]
     split = "train" if kind == "train" else "test"
-    return math.ceil(attempt * (base + copies * set_mb(config, dataset, split)))
+    return math.ceil(factor * (base + copies * set_mb(config, dataset, split)))

@@ -3,14 +3,16 @@ evaluate them in the same process, so a set is written only where a later job re
 
 - `attack_job`: a group of attacks against one model, every attack at its eps; each set
   evaluated on the model (white-box) and, at the main eps, on each ensemble member alone.
+  A killed job resumes after the units it finished (robdml.job_progress).
 - `members_job`: an ensemble's members alone on the clean test set, and attacks crafted on
   one member evaluated on the whole ensemble.
 - `transfer_job`: the adversarial sets crafted on one model evaluated on the models they
-  target (black-box transfer).
+  target (black-box transfer); it resumes like an attack job.
 Each returns its metrics records (robdml.evaluation).
 """
 
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from functools import partial
@@ -24,10 +26,11 @@ from robdml.adversarial import (
     save_adversarial_set,
     set_name,
 )
-from robdml.attacks.runner import attack_test_set
+from robdml.attacks.runner import attack_each_eps, attack_test_set
 from robdml.evaluation import ids_of, record
 from robdml.fast_path import FastPath
 from robdml.io import spec_hash
+from robdml.job_progress import CLEAN, JobProgress
 
 # loads a trained model (or, with a member index, one ensemble member alone): (model, spec)
 LoadModel = Callable[[int | None], tuple[torch.nn.Module, dict]]
@@ -42,49 +45,64 @@ def attack_job(
     sets_dir: str | Path,
     device: torch.device,
     fast_path: FastPath,
+    progress: JobProgress,
 ) -> list[dict]:
-    """Records of one attack job (`job`: robdml.jobs.attack_job_spec); writes the sets it
-    keeps into `sets_dir`. The attacks craft on their own copy of the model (the fast path
-    may change its layout); every set is measured with the plain one."""
+    """Records of one attack job (`job`: robdml.jobs.attack_job_spec); moves the sets it keeps
+    into `sets_dir` at the end. Each unit (the clean test set; one attack at one eps) is saved
+    in `progress` as soon as it is done, and one an earlier attempt saved is not run again; the
+    caller removes `progress` once it has written the records. The attacks craft on their own
+    copy of the model (the fast path may change its layout); every set is measured with the
+    plain one."""
     measure = partial(record, split=split, spec=evaluation, device=device)
     model, model_spec = load(None)
     attacked, _ = load(None)
     members = [load(m) for m in range(job["members"])]
-    records = []
-    if job["clean"]:
+    units = [CLEAN] if job["clean"] else []
+    units += [
+        (attack["name"], float(eps)) for attack in job["attacks"] for eps in attack["eps_255"]
+    ]
+    to_do = progress.unfinished(units)
+    if CLEAN in to_do:
         clean = ids_of(model_ids, "clean", 0, "clean")
-        records.append(measure(model, model_spec, split["images"], ids=clean))
+        progress.save(CLEAN, [measure(model, model_spec, split["images"], ids=clean)], False)
     keep = {(name, float(eps)) for name, eps in job["keep"]}
     for attack in job["attacks"]:
         name, spec = attack["name"], attack["spec"]
+        eps_to_do = [eps for eps in attack["eps_255"] if (name, float(eps)) in to_do]
+        if not eps_to_do:
+            continue
         started = time.perf_counter()
-        results = attack_test_set(
-            attacked, split["images"], split["labels"], spec, attack["eps_255"],
+        for result in attack_each_eps(
+            attacked, split["images"], split["labels"], spec, eps_to_do,
             spec["attacker_seed"], spec["batch_size"], device, fast_path,
-        )  # fmt: skip
-        seconds = time.perf_counter() - started
-        for result in results:
+        ):  # fmt: skip
             eps = result["eps_255"]
             logging.info(
                 "%s at eps %g/255: objective %.4f -> %.4f", name, eps,
                 result["objective_clean"], result["objective_adversarial"],
             )  # fmt: skip
+            # seconds crafting this set; the first eps of an attempt includes the clean set-up
             source = {"attack": spec, "source_model_spec_hash": spec_hash(model_spec),
-                      "seconds_all_eps": seconds}  # fmt: skip
+                      "seconds_crafting": time.perf_counter() - started}  # fmt: skip
             described = attack_record(result | source)
             whitebox = ids_of(model_ids, name, eps, "whitebox")
-            records.append(
-                measure(model, model_spec, result["images"], ids=whitebox, attack=described)
-            )
+            records = [measure(model, model_spec, result["images"], ids=whitebox, attack=described)]
             if eps == job["main_eps_255"]:
                 for index, (member, member_spec) in enumerate(members):
                     ids = ids_of(model_ids, name, eps, "member", f"member{index}")
                     records.append(
                         measure(member, member_spec, result["images"], ids=ids, attack=described)
                     )
-            if (name, eps) in keep:
-                save_adversarial_set(Path(sets_dir) / set_name(name, eps), result, split, source)
-    return records
+            unit = (name, float(eps))
+            if unit in keep:
+                save_adversarial_set(progress.set_path(unit), result, split, source)
+            progress.save(unit, records, unit in keep)
+            started = time.perf_counter()
+    for unit in keep:
+        target = Path(sets_dir) / set_name(*unit)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(progress.set_path(unit), target)  # a rename on the same file system
+    return [entry for unit in units for entry in progress.records(unit)]
 
 
 def members_job(
@@ -130,25 +148,27 @@ def transfer_job(
     source: str,
     evaluation: dict,
     device: torch.device,
+    progress: JobProgress,
 ) -> list[dict]:
     """Records of every adversarial set in `sets` ((attack name, path), crafted on model
-    `source`) evaluated on every target ((ids, model, spec)). Each set is read once."""
+    `source`) evaluated on every target ((ids, model, spec)). Each unit (one set on one target)
+    is saved in `progress` as soon as it is done, and one an earlier attempt saved is not run
+    again; the caller removes `progress` once it has written the records. Each set is read once
+    per attempt, also when all its units are done (its eps names them)."""
     records = []
     for name, path in sets:
         adversarial = load_adversarial_set(path)
         described = attack_record(adversarial)
-        for target_ids, model, model_spec in targets:
-            ids = ids_of(target_ids, name, adversarial["eps_255"], "transfer", source)
-            records.append(
-                record(
-                    model,
-                    model_spec,
-                    adversarial["images"],
-                    adversarial,
-                    ids,
-                    evaluation,
-                    device,
-                    described,
+        eps = float(adversarial["eps_255"])
+        units = [(name, eps, f"{ids['defense']}/seed{ids['seed']}") for ids, _, _ in targets]
+        to_do = progress.unfinished(units)
+        for unit, (target_ids, model, model_spec) in zip(units, targets, strict=True):
+            if unit in to_do:
+                ids = ids_of(target_ids, name, eps, "transfer", source)
+                measured = record(
+                    model, model_spec, adversarial["images"], adversarial, ids=ids,
+                    spec=evaluation, device=device, attack=described,
                 )  # fmt: skip
-            )
+                progress.save(unit, [measured], False)
+            records += progress.records(unit)
     return records

@@ -17,12 +17,14 @@ from tqdm import tqdm
 
 from robdml.defenses import Defense, StepContext, build_defense
 from robdml.fast_path import FastPath, configure_fast_path
-from robdml.io import spec_hash, torch_save
+from robdml.io import UnreadableFileError, spec_hash, torch_load, torch_save
 from robdml.losses import proxy_anchor_loss
 from robdml.models import build_members, member_generator, save_model
 from robdml.runtime import generator
 
 log = logging.getLogger(__name__)
+# one line per epoch in the job's log; benchmarks/dag.py reads the seconds of work from it
+EPOCH_LINE = "epoch %d: mean loss %.4f, %.2f s"
 
 
 def train(
@@ -72,8 +74,11 @@ def train(
         for pal, pal_state in zip(pal_losses, state["pal_losses"], strict=True):
             pal.load_state_dict(pal_state)
         optimizer.load_state_dict(state["optimizer"])
-        history, first_epoch = state["history"], state["epoch"] + 1
-        log.info("resuming from %s after epoch %d", checkpoint_path, state["epoch"])
+        # rebuilt with this code's key strings: pickle writes each distinct key object, so
+        # reused ones keep a resumed run's model file byte-identical to an uninterrupted one's
+        history = [{"epoch": h["epoch"], "loss": h["loss"]} for h in state["history"]]
+        first_epoch = state["epoch"] + 1
+        log.info("resuming from %s after epoch %d", checkpoint_path, first_epoch)
 
     sampler = EpochBatches()
     workers = recipe["num_workers"]
@@ -98,11 +103,9 @@ def train(
             )  # fmt: skip
             total += loss.item()
             progress.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-        seconds = time.perf_counter() - started  # benchmarks/dag.py: work, not start-up
-        history.append(
-            {"epoch": epoch + 1, "loss": total / max(len(batches), 1), "seconds": seconds}
-        )
-        log.info("epoch %d: mean loss %.4f", epoch + 1, history[-1]["loss"])
+        history.append({"epoch": epoch + 1, "loss": total / max(len(batches), 1)})
+        seconds = time.perf_counter() - started  # in the log, not the model file (reproducible)
+        log.info(EPOCH_LINE, epoch + 1, history[-1]["loss"], seconds)
         torch_save(
             checkpoint_path,
             {
@@ -201,15 +204,16 @@ def set_epoch(members: list[nn.Module], optimizer, recipe: dict, epoch: int) -> 
 
 
 def load_checkpoint(path: Path, spec: dict) -> dict | None:
-    """The checkpoint at `path` if it belongs to this exact spec, else None (and say why)."""
+    """The checkpoint at `path` if it belongs to this exact spec, else None (and say why: an
+    unreadable or unsafe one is named as such, then overwritten by the new run's)."""
     if not path.exists():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # a truncated file from a killed job cannot happen (atomic
-        log.warning("ignoring unreadable checkpoint %s: %s", path, error)  # writes), but be safe
+        state = torch_load(path, "checkpoint", "not resuming from it: training starts over")
+    except UnreadableFileError as error:
+        log.warning("%s", error)
         return None
-    if state.get("spec_hash") != spec_hash(spec):
+    if not isinstance(state, dict) or state.get("spec_hash") != spec_hash(spec):
         log.warning("ignoring checkpoint %s: it belongs to another configuration", path)
         return None
     return state

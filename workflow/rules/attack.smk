@@ -6,8 +6,15 @@ writes one metrics JSON; adversarial sets are written only where a later job rea
 
 ATTACK_RETRIES = resume_retries(
     attack_job_seconds(ids["dataset"], ids["backbone"], ids["defense"], job)
-    for ids in EVALUATED_IDS
+    for ids in sized(EVALUATED_IDS)
     for job in ATTACK_JOBS
+)
+
+TRANSFER_RETRIES = resume_retries(
+    cost_model.transfer_job_seconds(
+        config, ids["dataset"], ids["backbone"], ids["defense"], ids["seed"]
+    )
+    for ids in sized(TRANSFER_SOURCES)
 )
 
 
@@ -99,6 +106,7 @@ rule transfer:
         f"{BENCHMARKS}/transfer/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}.tsv"
     wildcard_constraints:
         defense=one_of(config["transfer"]["source_defenses"]),
+    retries: TRANSFER_RETRIES
     conda:
         "../../envs/torch.yaml"
     threads: config["threads"]
@@ -115,8 +123,11 @@ rule transfer:
         names=[attack for attack, _ in TRANSFER_SETS],
         sets=transfer_set_paths,
         device=config["device"],
+        # finished (set, target) units, kept across attempts (not an output: Snakemake would
+        # delete it before a retry)
+        progress=f"{METRICS}/transfer.progress",
     shell:
         "python {input.script:q} --evaluation {params.evaluation:q} --source {params.source}"
         " --targets {params.targets:q} --models {input.models:q} --names {params.names}"
-        " --sets {params.sets:q} --metrics {output:q} --device {params.device}"
-        " --threads {threads} > {log:q} 2>&1"
+        " --sets {params.sets:q} --metrics {output:q} --progress {params.progress:q}"
+        " --device {params.device} --threads {threads} > {log:q} 2>&1"

@@ -258,19 +258,26 @@ def weights_files(backbones):
 
 
 def step_script(name):
-    """The step script of a rule as an input that its file time never reruns (`ancient`): a
-    fresh clone over prepared data or results plans nothing; its content does, via `code_of`."""
+    """A step script as an input whose file time never reruns a job (`ancient`), so a fresh
+    clone over prepared data or results plans nothing; its content does, via `code_of`."""
     return ancient(f"{SRC}/{name}.py")
 
 
 def code_of(name):
-    """Params entry naming the code a rule runs by content (robdml.code_version): an edit to
-    the script or a robdml module it imports reruns its jobs; a comment-only edit does not."""
+    """A params entry naming by content the code that a step script runs (see
+    robdml.code_version): an edit to the script or to a robdml module it imports reruns its
+    jobs, a comment-only edit does not."""
     return code_version(SRC / f"{name}.py", SRC)
 
 
+def sized(model_ids):
+    """The models whose dataset states its counts, so that the cost model can size their jobs
+    (the jobs of the others stop with one line naming the missing key)."""
+    return [ids for ids in model_ids if "counts" in config["datasets"][ids["dataset"]]]
+
+
 def resume_retries(seconds):
-    """`retries:` of a resumable rule (train, attack) whose longest job, of `seconds` of work,
+    """`retries:` of a resumable rule (train, attack, transfer) whose longest job, of `seconds` of work,
     needs several time-limited attempts: as many as it takes, plus one for a failure. None
     (the profile's `retries`) when every job fits the limit."""
     needed = max(map(partial(cost_model.attempts, config), seconds), default=1)

@@ -4,7 +4,7 @@ A backbone with ImageNet weights reads them from their file (workflow/rules/weig
 
 TRAIN_RETRIES = resume_retries(
     cost_model.train_seconds(config, ids["dataset"], ids["backbone"], ids["defense"])
-    for ids in MODEL_IDS
+    for ids in sized(MODEL_IDS)
 )
 
 

@@ -12,6 +12,7 @@ embeddings, objective values, the re-fitting rounds' embeddings) stays fp32.
 """
 
 import math
+from collections.abc import Iterator
 
 import torch
 from sklearn.metrics import normalized_mutual_info_score
@@ -39,9 +40,30 @@ def attack_test_set(
     device: torch.device,
     fast_path: FastPath | None = None,
 ) -> list[dict]:
-    """Per budget of `eps_255_list` (in 1/255): adversarial images, which samples were
-    perturbed, the mean objective (first round's context) before and after, and for
-    re-fitting attacks the chosen round's agreement.
+    """`attack_each_eps`, all budgets at once."""
+    return list(
+        attack_each_eps(
+            model, images, labels, params, eps_255_list, seed, batch_size, device, fast_path
+        )
+    )
+
+
+def attack_each_eps(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    params: dict,
+    eps_255_list: list[float],
+    seed: int,
+    batch_size: int,
+    device: torch.device,
+    fast_path: FastPath | None = None,
+) -> Iterator[dict]:
+    """Per budget of `eps_255_list` (in 1/255), as soon as it is crafted (an attack job saves
+    each before the next): adversarial images, which samples were perturbed, the mean
+    objective (first round's context) before and after, and for re-fitting attacks the chosen
+    round's agreement. Each budget's random starts are its own (seeded by (seed, eps)), so
+    any sub-list of budgets gives each of them what the whole list gives it.
 
     `images` are uint8 (a stored test set) or float in [0, 1]; the adversarial images come back
     in the same type: uint8 ones are what an attacker delivers as 8-bit image files, so they are
@@ -59,21 +81,17 @@ def attack_test_set(
     first_context = attack.context(clean, labels, seed)
     n_clusters = int(labels.unique().numel())
     objective_clean = crafting.objective_values(crafting.resident, first_context).mean().item()
-    results = []
     for eps_255 in eps_255_list:
         best, record = crafting.run(first_context, eps_255, seed, n_clusters)
         objective_adversarial = crafting.objective_values(best, first_context).mean().item()
-        results.append(
-            {
-                "eps_255": eps_255,
-                "images": best,
-                "perturbed": attacked,
-                "objective_clean": objective_clean,
-                "objective_adversarial": objective_adversarial,
-                **record,
-            }
-        )
-    return results
+        yield {
+            "eps_255": eps_255,
+            "images": best,
+            "perturbed": attacked,
+            "objective_clean": objective_clean,
+            "objective_adversarial": objective_adversarial,
+            **record,
+        }
 
 
 class Crafting:

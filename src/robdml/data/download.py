@@ -72,8 +72,7 @@ def download(
                 raise DownloadError(f"{url}: HTTP {error.code} {error.reason}") from error
             if attempt == attempts:
                 raise DownloadError(
-                    f"{url}: {attempts} attempts failed, last: {error}; the bytes received so "
-                    f"far are kept in {part} and the next run resumes from them"
+                    f"{url}: {attempts} attempts failed, last: {error}; {kept(part)}"
                 ) from error
             wait = backoff_s * 2 ** (attempt - 1)
             log.warning(
@@ -92,6 +91,16 @@ def download(
     if md5 is None and verify is None:
         log.warning("%s: no md5 configured, the download is not verified", destination)
     os.replace(part, destination)
+
+
+def kept(part: Path) -> str:
+    """What a failed download leaves behind, in words: the bytes the next run resumes from, or
+    nothing (an empty `part` is removed)."""
+    size = part.stat().st_size if part.exists() else 0
+    if not size:
+        part.unlink(missing_ok=True)
+        return "no bytes were received, so nothing is kept"
+    return f"the {size} bytes received so far are kept in {part} and the next run resumes from them"
 
 
 def fetch_rest(url: str, part: Path, timeout_s: float) -> None:

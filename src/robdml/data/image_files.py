@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robdml.data.prepared import contiguous_labels, save_split, train_class_count
+from robdml.data.prepared import contiguous_labels, rebuild_data, save_split, train_class_count
 from robdml.data.transforms import resize_center_crop
-from robdml.io import torch_save
+from robdml.io import torch_load, torch_save
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +93,7 @@ def save_index(
 
 def load_index(path: str | Path) -> dict:
     """{'paths': absolute image paths, 'labels': int64 [N], 'class_names': [...], 'meta': {...}}."""
-    index = torch.load(path, map_location="cpu", weights_only=False)
-    if index.get("format") != INDEX_FORMAT:
-        raise ValueError(f"{path} is not an image index ({INDEX_FORMAT}); rerun prepare_data")
+    index = torch_load(path, "image index", rebuild_data(path), (INDEX_FORMAT,))
     folder = Path(path).resolve().parent
     return {**index, "paths": [folder / image for image in index["paths"]]}
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import torch
 
-from robdml.io import torch_save
+from robdml.io import torch_load, torch_save
 
 SPLIT_FORMAT = "robdml-split/1"
 
@@ -50,7 +50,9 @@ def save_split(
 
 def load_split(path: str | Path) -> dict:
     """{'images': uint8 [N,C,H,W], 'labels': int64 [N], 'class_names': [...], 'meta': {...}}."""
-    split = torch.load(path, map_location="cpu", weights_only=False)
-    if split.get("format") != SPLIT_FORMAT:
-        raise ValueError(f"{path} is not a prepared split ({SPLIT_FORMAT}); rerun prepare_data")
-    return split
+    return torch_load(path, "prepared split", rebuild_data(path), (SPLIT_FORMAT,))
+
+
+def rebuild_data(path: str | Path) -> str:
+    """How to remake a prepared split or image index (for an UnreadableFileError)."""
+    return f"rule prepare_data writes it; rebuild it: snakemake --forcerun {path}"

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robdml.io import torch_save
+from robdml.io import UnreadableFileError, torch_load, torch_save
 from robdml.models.weights import sha256sum
 
 EXTERNAL_FORMAT = "robdml-external/1"
@@ -99,12 +99,9 @@ def load_weights(name: str, module: nn.Module, path: str) -> None:
     if not Path(path).is_file():
         raise ExternalModelError(f"external model {name!r}: weights file {path} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ExternalModelError(
-            f"external model {name!r}: {path} is not a weights-only state dict "
-            f"({type(error).__name__}: {str(error).splitlines()[0]})"
-        ) from None
+        state = torch_load(path, "state dict", "save one: torch.save(module.state_dict(), path)")
+    except UnreadableFileError as error:
+        raise ExternalModelError(f"external model {name!r}: {error}") from None
     if not isinstance(state, dict):
         raise ExternalModelError(f"external model {name!r}: {path} holds no state dict")
     try:

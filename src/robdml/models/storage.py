@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from robdml.io import spec_hash, torch_save
+from robdml.io import spec_hash, torch_load, torch_save
 from robdml.models.embedding import EmbeddingModel, Ensemble
 from robdml.models.external import EXTERNAL_FORMAT, load_external
 from robdml.runtime import generator
@@ -38,7 +38,8 @@ def build_members(
 
 
 def save_model(path: str | Path, spec: dict, members: list[nn.Module], history: list) -> None:
-    """One file per trained model, ensembles included."""
+    """One file per trained model, ensembles included; `history` holds no timings, so equal
+    trainings write byte-identical files."""
     torch_save(
         path,
         {
@@ -57,14 +58,12 @@ def load_model(
     """(model in eval mode, spec); an ensemble file loads as an `Ensemble`, which is one model,
     or, with `member`, as that member alone. An external model's file (robdml.models.external)
     loads as its wrapped model."""
-    payload = torch.load(path, map_location="cpu", weights_only=False)
-    if payload.get("format") == EXTERNAL_FORMAT:
+    payload = read_model_file(path)
+    if payload["format"] == EXTERNAL_FORMAT:
         if member not in (None, 0):
             raise ValueError(f"{path} is one external model; there is no member {member}")
         model, spec = load_external(payload)
         return model.to(device), spec
-    if payload.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path} is not a {MODEL_FORMAT} file")
     spec = payload["spec"]
     spec = {**spec, "backbone": {**spec["backbone"], "weights": None}}  # weights come from file
     members = build_members(spec, len(payload["members"]))
@@ -77,3 +76,10 @@ def load_model(
     else:
         model = members[0] if len(members) == 1 else Ensemble(members)
     return model.to(device).eval(), payload["spec"]
+
+
+def read_model_file(path: str | Path) -> dict:
+    """The contents of a trained or an external model's file, read safely (UnreadableFileError
+    for anything else)."""
+    rebuild = f"rule train or import_external writes it; rebuild it: snakemake --forcerun {path}"
+    return torch_load(path, "model file", rebuild, (MODEL_FORMAT, EXTERNAL_FORMAT))

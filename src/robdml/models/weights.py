@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from robdml.data.download import ChecksumError, download
-from robdml.io import atomic_write
+from robdml.io import atomic_write, torch_load
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +146,5 @@ def read_weights(arch: str, name: str, path: str | Path | None) -> dict:
     """The state dict in the weights file `path` (fetched beforehand: this never downloads);
     a missing file is a MissingWeightsError saying how to fetch it."""
     check_weights_file({"arch": arch, "weights": name}, path)
-    import torch
-
-    return torch.load(path, map_location="cpu", weights_only=True)
+    rebuild = f"delete it and fetch it again: {fetch_command(arch, name, path)}"
+    return torch_load(path, f"{arch} {name} weights file", rebuild, error=WeightsError)
