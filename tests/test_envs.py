@@ -137,10 +137,11 @@ def normalise(name: str) -> str:
 
 
 RULES = [
-    (match[1], match[2], match[3])
+    (match[1], f"{match[2] or match[3]}.py", match[4])
     for rules in sorted((REPO / "workflow/rules").glob("*.smk"))
     for match in re.finditer(
-        r"^\s*rule (\w+):(?:(?!^\s*(?:use )?rule ).)*?script=f\"\{SRC\}/(\w+\.py)\""
+        r"^\s*rule (\w+):(?:(?!^\s*(?:use )?rule ).)*?"
+        r"script=(?:f\"\{SRC\}/(\w+)\.py\"|step_script\(\"(\w+)\"\))"
         r"(?:(?!^\s*(?:use )?rule ).)*?conda:\s*\n\s*\"\.\./\.\./envs/(\w+\.yaml)\"",
         rules.read_text(),
         flags=re.S | re.M,

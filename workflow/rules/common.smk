@@ -258,8 +258,8 @@ def weights_files(backbones):
 
 
 def step_script(name):
-    """A step script as an input whose file time never reruns a job (`ancient`), so a fresh
-    clone over prepared data or results plans nothing; its content does, via `code_of`."""
+    """A step script as an input whose file time never reruns a job (`ancient`), so a
+    fresh clone over prepared data or results plans nothing (`code_of` follows content)."""
     return ancient(f"{SRC}/{name}.py")
 
 
