@@ -26,6 +26,7 @@ from robdml.adversarial import set_name
 from robdml.code_version import code_version
 from robdml.io import spec_hash
 from robdml.jobs import (
+    attack_eps,
     attack_job_spec,
     attack_jobs,
     external_model_ids,
@@ -173,11 +174,13 @@ def mem_mb(kind):
 def attack_mem_mb(wildcards, attempt):
     """An attack keeps one adversarial set per eps of the attack it runs."""
     w = wildcards
-    attacks = json.loads(job_spec(w.dataset, w.backbone, w.defense, SEEDS[0], w.job))[
-        "attacks"
-    ]
-    n_eps = max(len(attack["eps_255"]) for attack in attacks)
-    return cost_model.mem_mb(config, "attack", wildcards.dataset, n_eps, attempt)
+    return cost_model.mem_mb(config, "attack", w.dataset, eps_per_attack(w.job), attempt)
+
+
+@cache
+def eps_per_attack(job):
+    """The most eps any attack of an attack job runs."""
+    return max(len(attack_eps(config, attack)) for attack in attack_jobs(config)[job])
 
 
 ATTACK_JOBS = list(attack_jobs(config))
