@@ -322,6 +322,26 @@ def test_demo_rerun_is_a_no_op_and_an_attack_change_reruns_only_downstream(tiny_
     assert counts["transfer"] == 1  # pgd_at and eat2 attacked with vanilla's new examples
 
 
+def test_a_plain_rerun_rebuilds_what_a_killed_job_deleted(tiny_demo, tmp_path):
+    """Snakemake deletes a job's outputs before running it; killed then, the job leaves them
+    missing while the tables are up to date. A plain rerun must plan it again (rule all names
+    every model and metrics file), and only it and what reads it."""
+    workdir, _ = tiny_demo
+    copy = tmp_path / "run"
+    shutil.copytree(workdir, copy, symlinks=True)
+    models = copy / "results/models/glyphs/cnn"
+    metrics = copy / "results/metrics/glyphs/cnn"
+    (metrics / "pgd_at/seed0/label_free.json").unlink()
+    shutil.rmtree(copy / "results/adversarial/glyphs/cnn/pgd_at/seed0/label_free")
+    (models / "vanilla/seed0/model.pt").unlink()
+    run = snakemake("-n", "--configfile", str(copy / "tiny.yaml"), cwd=copy)
+    assert run.returncode == 0, run.stderr[-3000:]
+    counts = job_counts(run.stdout)
+    assert counts["train"] == 1 and "prepare_data" not in counts, counts
+    # pgd_at's label_free job; vanilla's three (label_free, label_aware, stronger)
+    assert counts["attack"] == 4, counts
+
+
 EXAMPLE = REPO / "examples/external_model"
 
 
