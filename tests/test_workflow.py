@@ -140,6 +140,22 @@ def test_the_workflow_fetches_weights_locally_before_training(tmp_path):
     assert "rule fetch_weights_file:" in train.stdout
 
 
+def test_fetch_is_all_a_login_node_runs(tmp_path):
+    """`snakemake fetch` plans every raw file of the selected datasets and every weights file
+    of the selected backbones, and nothing else; only those rules are local: extraction and
+    preparation are cluster jobs with their own resources."""
+    config = load_config()
+    fetch = snakemake("fetch", "-n", "--cores", "1", cwd=tmp_path)
+    assert fetch.returncode == 0, fetch.stderr[-2000:]
+    raw_files = sum(len(entry.get("raw_files", {})) for entry in config["datasets"].values())
+    assert job_counts(fetch.stdout) == {"download": raw_files, "fetch_weights_file": 2, "fetch": 1}
+    local = set()
+    for rules in (REPO / "workflow/rules").glob("*.smk"):
+        block = re.search(r"^localrules:\n((?:    \w+,\n)+)", rules.read_text(), re.M)
+        local |= set(re.findall(r"\w+", block[1])) if block else set()
+    assert local == {"fetch", "download", "fetch_weights", "fetch_weights_file"}
+
+
 def test_convergence_overlay_adds_every_stronger_variant_to_the_quick_demo(tmp_path):
     demo, overlay = REPO / "config/demo.yaml", REPO / "config/overlays/convergence.yaml"
     run = snakemake("-n", "-p", "--configfile", str(demo), str(overlay), cwd=tmp_path)
