@@ -41,3 +41,10 @@ rule all:
         SUMMARY,
         TRAINING_CURVES,
         CARDS,
+
+
+# Attack and transfer jobs keep their finished units until the run has succeeded: a job that
+# SLURM reports failed after it finished (killed at its limit while exiting) must still find
+# them on its retry (robdml.job_progress).
+onsuccess:
+    remove_finished_progress("results/metrics")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 IMPORTS_STARTED = time.perf_counter()
 
-from robdml.data.prepared import load_split  # noqa: E402  (imports: start-up, not work)
+from robdml.code_version import code_version  # noqa: E402  (imports: start-up, not work)
+from robdml.data.prepared import load_split  # noqa: E402
 from robdml.evaluation import write_records  # noqa: E402
 from robdml.fast_path import configure_fast_path  # noqa: E402
 from robdml.io import DiskFullError, UnreadableFileError  # noqa: E402
@@ -19,6 +20,9 @@ from robdml.job_progress import JobProgress, attack_job_manifest  # noqa: E402
 from robdml.models import load_model  # noqa: E402
 from robdml.robustness import attack_job  # noqa: E402
 from robdml.runtime import setup  # noqa: E402
+
+# what this job runs, by content: part of its progress manifest
+CODE = code_version(__file__, Path(__file__).parent)
 
 
 def main() -> None:
@@ -48,7 +52,9 @@ def main() -> None:
     device = setup(args.threads, args.device, seed)
     fast_path = configure_fast_path(device, args.fast)
     ids = json.loads(args.ids)
-    progress = JobProgress(args.progress, attack_job_manifest(job, evaluation, ids, args.model))
+    progress = JobProgress(
+        args.progress, attack_job_manifest(job, evaluation, ids, args.model, CODE)
+    )
     Path(args.sets).mkdir(parents=True, exist_ok=True)
     records = attack_job(
         lambda member: load_model(args.model, device, member),
@@ -56,7 +62,6 @@ def main() -> None:
     )  # fmt: skip
     seconds = {"imports": started - IMPORTS_STARTED, "work": time.perf_counter() - started}
     write_records(args.metrics, records, seconds)
-    progress.remove()
 
 
 if __name__ == "__main__":

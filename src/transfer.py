@@ -7,15 +7,20 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 
 IMPORTS_STARTED = time.perf_counter()
 
-from robdml.evaluation import write_records  # noqa: E402  (imports: start-up, not work)
+from robdml.code_version import code_version  # noqa: E402  (imports: start-up, not work)
+from robdml.evaluation import write_records  # noqa: E402
 from robdml.io import DiskFullError, UnreadableFileError  # noqa: E402
 from robdml.job_progress import JobProgress, transfer_job_manifest  # noqa: E402
 from robdml.models import load_model  # noqa: E402
 from robdml.robustness import transfer_job  # noqa: E402
 from robdml.runtime import setup  # noqa: E402
+
+# what this job runs, by content: part of its progress manifest
+CODE = code_version(__file__, Path(__file__).parent)
 
 
 def main() -> None:
@@ -45,12 +50,11 @@ def main() -> None:
     model_files = list(zip(targets, args.models, strict=True))
     models = [(ids, *load_model(path, device)) for ids, path in model_files]
     sets = list(zip(args.names, args.sets, strict=True))
-    manifest = transfer_job_manifest(evaluation, args.source, model_files, sets)
+    manifest = transfer_job_manifest(evaluation, args.source, model_files, sets, CODE)
     progress = JobProgress(args.progress, manifest)
     records = transfer_job(models, sets, args.source, evaluation, device, progress)
     seconds = {"imports": started - IMPORTS_STARTED, "work": time.perf_counter() - started}
     write_records(args.metrics, records, seconds)
-    progress.remove()
 
 
 if __name__ == "__main__":

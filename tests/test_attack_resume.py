@@ -20,16 +20,25 @@ from conftest import REPO, TINY_CNN, TINY_DATASET, toy_images
 from robdml import evaluation, job_progress, robustness
 from robdml.adversarial import load_adversarial_set, save_adversarial_set, set_name
 from robdml.attacks import runner
+from robdml.code_version import code_version
 from robdml.config import evaluation_spec, load_config
 from robdml.data.prepared import load_split, save_split
 from robdml.fast_path import configure_fast_path
-from robdml.job_progress import JobProgress, attack_job_manifest, transfer_job_manifest
+from robdml.job_progress import (
+    JobProgress,
+    attack_job_manifest,
+    remove_finished,
+    transfer_job_manifest,
+)
 from robdml.jobs import attack_job_spec
 from robdml.models import build_members, load_model, save_model
 
 CONFIG = load_config(REPO / "config/demo.yaml")
 EVALUATION = evaluation_spec(CONFIG)
 IDS = {"dataset": "glyphs", "backbone": "cnn", "defense": "eat", "seed": 0}
+# the scripts' own code versions: what their progress manifests hold
+ATTACK_CODE = code_version(REPO / "src/attack.py", REPO / "src")
+TRANSFER_CODE = code_version(REPO / "src/transfer.py", REPO / "src")
 KEPT = [["random_target", 64.0], ["cluster_mi", 8.0]]
 # the job's units: clean, random_target at 8 and 64, cluster_mi (re-fitting) at 8 and 64
 FULL_CRAFTING = [("random_target", [8.0, 64.0]), ("mi", [8.0, 64.0])]
@@ -61,9 +70,11 @@ def files(tmp_path):
     return write_model(tmp_path / "model.pt"), load_split(write_split(tmp_path / "test.pt"))
 
 
-def run_job(model_file, split, job, progress_dir, sets_dir) -> list[dict]:
+def run_job(model_file, split, job, progress_dir, sets_dir, code=ATTACK_CODE) -> list[dict]:
     """What src/attack.py does, in this process."""
-    progress = JobProgress(progress_dir, attack_job_manifest(job, EVALUATION, IDS, model_file))
+    progress = JobProgress(
+        progress_dir, attack_job_manifest(job, EVALUATION, IDS, model_file, code)
+    )
     return robustness.attack_job(
         lambda member: load_model(model_file, "cpu", member),
         split, job, EVALUATION, IDS, sets_dir, torch.device("cpu"),
@@ -133,7 +144,15 @@ def test_a_killed_job_resumes_after_its_finished_units_to_the_uninterrupted_resu
             assert same(ours[key], theirs[key]), key
 
 
-@pytest.mark.parametrize("change", ["model file (sha256)", "job spec", "package versions"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        "model file (sha256)",
+        "job spec",
+        "package versions",
+        "version of the code (robdml.code_version)",
+    ],
+)
 def test_progress_made_for_another_model_or_job_is_removed_and_says_why(
     tmp_path, files, monkeypatch, caplog, change
 ):
@@ -145,15 +164,16 @@ def test_progress_made_for_another_model_or_job_is_removed_and_says_why(
         model_file = write_model(tmp_path / "other.pt", seed=1)
     if change == "package versions":
         monkeypatch.setattr(job_progress, "package_versions", lambda: {"torch": "2.0.0"})
+    code = "edited" if change.startswith("version of the code") else ATTACK_CODE
     calls = spy_on_crafting(monkeypatch)
     caplog.set_level(logging.INFO, logger="robdml.job_progress")
-    run_job(model_file, split, job, progress, tmp_path / "sets")
+    run_job(model_file, split, job, progress, tmp_path / "sets", code)
     assert [r.getMessage() for r in caplog.records] == [
         f"ignoring progress {progress}: made for another {change}; starting over"
     ]
     assert calls == FULL_CRAFTING
     manifest = json.loads((progress / "manifest.json").read_text())
-    assert manifest == attack_job_manifest(job, EVALUATION, IDS, model_file)
+    assert manifest == attack_job_manifest(job, EVALUATION, IDS, model_file, code)
 
 
 def test_units_whose_set_left_for_the_output_run_again(tmp_path, files, monkeypatch):
@@ -161,7 +181,7 @@ def test_units_whose_set_left_for_the_output_run_again(tmp_path, files, monkeypa
     Snakemake deletes that incomplete output, so those units run again, and only those."""
     model_file, split = files
     job, progress, sets = tiny_job(), tmp_path / "job.progress", tmp_path / "sets"
-    run_job(model_file, split, job, progress, sets)  # src/attack.py then removes the progress
+    run_job(model_file, split, job, progress, sets)  # the workflow then removes the progress
     shutil.rmtree(sets)
     calls = spy_on_crafting(monkeypatch)
     run_job(model_file, split, job, progress, sets)
@@ -171,8 +191,8 @@ def test_units_whose_set_left_for_the_output_run_again(tmp_path, files, monkeypa
 
 def test_attack_script_resumes_then_leaves_only_its_outputs(tmp_path, files, monkeypatch):
     """src/attack.py, as the workflow runs it, after a kill: it resumes, moves the kept sets
-    into --sets (each loads with weights_only=True), writes the metrics and removes the
-    progress directory."""
+    into --sets (each loads with weights_only=True) and writes the metrics; its progress stays
+    until the workflow has accepted the outputs (remove_finished, on success)."""
     model_file, split = files
     job, progress, sets = tiny_job(), tmp_path / "job.progress", tmp_path / "sets"
     interrupt(monkeypatch, model_file, split, job, progress, sets)
@@ -186,6 +206,8 @@ def test_attack_script_resumes_then_leaves_only_its_outputs(tmp_path, files, mon
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     assert f"resuming: random_target at eps 8/255 already done ({progress})" in run.stderr
+    assert progress.exists()
+    remove_finished(tmp_path)
     assert not progress.exists()
     assert sorted(str(p.relative_to(sets)) for p in sets.rglob("*.pt")) == [
         "cluster_mi/eps8.pt", "random_target/eps64.pt"
@@ -256,7 +278,7 @@ def write_set(directory, split, name: str, eps: float, shift: int = 0) -> tuple:
 
 def run_transfer(targets, sets, progress_dir) -> list[dict]:
     """What src/transfer.py does, in this process."""
-    manifest = transfer_job_manifest(EVALUATION, SOURCE, targets, sets)
+    manifest = transfer_job_manifest(EVALUATION, SOURCE, targets, sets, TRANSFER_CODE)
     progress = JobProgress(progress_dir, manifest)
     models = [(ids, *load_model(path)) for ids, path in targets]
     return robustness.transfer_job(models, sets, SOURCE, EVALUATION, torch.device("cpu"), progress)
@@ -330,14 +352,14 @@ def test_transfer_progress_made_for_another_target_model_or_set_is_removed_and_s
     ]
     assert len(calls) == 4
     manifest = json.loads((progress / "manifest.json").read_text())
-    assert manifest == transfer_job_manifest(EVALUATION, SOURCE, targets, sets)
+    assert manifest == transfer_job_manifest(EVALUATION, SOURCE, targets, sets, TRANSFER_CODE)
 
 
 def test_transfer_script_resumes_then_leaves_only_its_metrics(
     tmp_path, transfer_files, monkeypatch
 ):
-    """src/transfer.py, as the workflow runs it, after a kill: it resumes, writes the metrics
-    and removes the progress directory."""
+    """src/transfer.py, as the workflow runs it, after a kill: it resumes and writes the
+    metrics; its progress stays until the workflow removes it (remove_finished)."""
     targets, sets = transfer_files
     progress = tmp_path / "transfer.progress"
     interrupt_transfer(monkeypatch, targets, sets, progress)
@@ -351,6 +373,8 @@ def test_transfer_script_resumes_then_leaves_only_its_metrics(
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     assert f"random_target at eps 64/255 on eat/seed0 already done ({progress})" in run.stderr
+    assert progress.exists()
+    remove_finished(tmp_path)
     assert not progress.exists()
     records = json.loads((tmp_path / "transfer.json").read_text())["records"]
     assert [(r["ids"]["attack"], r["ids"]["defense"]) for r in records] == [

@@ -34,7 +34,7 @@ class ConfigError(ValueError):
 
 
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
-    return yaml.safe_load(Path(path).read_text())
+    return yaml.load(Path(path).read_text(), Loader=FAST_SAFE_LOADER)
 
 
 def validate_config(config: dict, schema: dict, source: str = "config") -> dict:
@@ -246,7 +246,12 @@ def load_config(*overlays: str | Path) -> dict:
     return validate_config(read_config(*overlays), load_schema(), source=source)
 
 
-class UniqueKeyLoader(yaml.SafeLoader):
+# libyaml's parser where PyYAML was built with it: the Snakefile reads the config and schema
+# (thousands of lines) at every snakemake command
+FAST_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class UniqueKeyLoader(FAST_SAFE_LOADER):
     """A YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
 
     def construct_mapping(self, node, deep=False):

@@ -127,6 +127,12 @@ def torch_load(
     return payload
 
 
+def sha256sum(path: str | Path) -> str:
+    """The sha256 of a file's bytes, read in chunks (model files and sets are gigabytes)."""
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
 def spec_hash(spec: dict) -> str:
     """Short stable hash of a JSON-able spec: identifies the exact configuration of a result."""
     canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))

@@ -4,7 +4,8 @@ one attack at one eps, for a transfer job one adversarial set on one target mode
 
 Snakemake deletes a job's declared outputs before it runs the job again, so the progress lives
 in a directory of its own (like training's checkpoint), checked against a manifest of
-everything that determines the job's results. Only JSON is read back from it; the adversarial
+everything that determines the job's results, the version of its code included: a unit found
+there is exactly what running it again would give. Only JSON is read back from it; the adversarial
 sets it holds are moved, never loaded.
 """
 
@@ -14,8 +15,7 @@ import shutil
 from pathlib import Path
 
 from robdml.adversarial import set_name
-from robdml.io import package_versions, write_json
-from robdml.models.weights import sha256sum
+from robdml.io import package_versions, sha256sum, write_json
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,7 @@ Unit = tuple[str, float] | tuple[str, float, str]
 CLEAN = ("clean", 0.0)  # an attack job's clean record: a unit of its own
 # what differs, in words, when a progress directory's manifest is not the job's (either kind)
 MANIFEST_PARTS = {
+    "code": "version of the code (robdml.code_version)",
     "job": "job spec",
     "evaluation": "evaluation spec",
     "model_ids": "model ids",
@@ -37,10 +38,12 @@ MANIFEST_PARTS = {
 
 
 def attack_job_manifest(
-    job: dict, evaluation: dict, model_ids: dict, model_file: str | Path
+    job: dict, evaluation: dict, model_ids: dict, model_file: str | Path, code: str
 ) -> dict:
-    """Everything that determines an attack job's records and sets."""
+    """Everything that determines an attack job's records and sets; `code`: the version of
+    the code it runs (robdml.code_version)."""
     return {
+        "code": code,
         "job": job,
         "evaluation": evaluation,
         "model_ids": model_ids,
@@ -54,11 +57,13 @@ def transfer_job_manifest(
     source: str,
     targets: list[tuple[dict, str | Path]],
     sets: list[tuple[str, str | Path]],
+    code: str,
 ) -> dict:
     """Everything that determines a transfer job's records: `targets` (ids, model file) and
-    `sets` (attack, set file) as src/transfer.py is given them. Hashing the sets reads them
-    once per attempt: seconds, next to hours of evaluation."""
+    `sets` (attack, set file) as src/transfer.py is given them, and `code`. Hashing the sets
+    reads them once per attempt: seconds, next to hours of evaluation."""
     return {
+        "code": code,
         "evaluation": evaluation,
         "source": source,
         "target_ids": [ids for ids, _ in targets],
@@ -141,6 +146,11 @@ class JobProgress:
     def records(self, unit: Unit) -> list[dict]:
         return json.loads(self.records_path(unit).read_text())["records"]
 
-    def remove(self) -> None:
-        """Once the job's outputs are written: nothing is left to resume."""
-        shutil.rmtree(self.directory, ignore_errors=True)
+
+def remove_finished(metrics_root: str | Path) -> None:
+    """Remove the progress of every job whose metrics JSON exists. The workflow calls it once
+    a run has succeeded, not the job itself: a job that finishes just after SLURM's time limit
+    is reported failed and its outputs deleted, and its retry must still find its units."""
+    for progress in Path(metrics_root).glob("**/*.progress"):
+        if progress.with_suffix(".json").is_file():
+            shutil.rmtree(progress)

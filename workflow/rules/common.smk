@@ -25,6 +25,7 @@ from robdml.config import (
 from robdml.adversarial import set_name
 from robdml.code_version import code_version
 from robdml.io import spec_hash
+from robdml.job_progress import remove_finished as remove_finished_progress
 from robdml.jobs import (
     attack_eps,
     attack_job_spec,
@@ -174,7 +175,9 @@ def mem_mb(kind):
 def attack_mem_mb(wildcards, attempt):
     """An attack keeps one adversarial set per eps of the attack it runs."""
     w = wildcards
-    return cost_model.mem_mb(config, "attack", w.dataset, eps_per_attack(w.job), attempt)
+    return cost_model.mem_mb(
+        config, "attack", w.dataset, eps_per_attack(w.job), attempt
+    )
 
 
 @cache
@@ -262,7 +265,8 @@ def weights_files(backbones):
 
 def step_script(name):
     """A step script as an input whose file time never reruns a job (`ancient`), so a
-    fresh clone over prepared data or results plans nothing (`code_of` follows content)."""
+    fresh clone over prepared data or results plans nothing (`code_of` follows content).
+    """
     return ancient(f"{SRC}/{name}.py")
 
 

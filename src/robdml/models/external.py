@@ -18,8 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robdml.io import UnreadableFileError, torch_load, torch_save
-from robdml.models.weights import sha256sum
+from robdml.io import UnreadableFileError, sha256sum, torch_load, torch_save
 
 EXTERNAL_FORMAT = "robdml-external/1"
 # the largest difference between two evaluations of the same images that still counts as

@@ -12,7 +12,6 @@ does not start with them is refused. A copy already in torch.hub's cache
 downloading, so a machine that has loaded those weights before needs no network.
 """
 
-import hashlib
 import logging
 import re
 import shutil
@@ -20,7 +19,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from robdml.data.download import ChecksumError, download
-from robdml.io import atomic_write, torch_load
+from robdml.io import atomic_write, sha256sum, torch_load
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +66,6 @@ def hash_prefix(url: str) -> str:
     if match is None:
         raise WeightsError(f"{url}: its file name carries no sha256 prefix to check it against")
     return match.group(1)
-
-
-def sha256sum(path: str | Path) -> str:
-    with open(path, "rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def check_hash_prefix(path: str | Path, prefix: str, shown_as: str) -> None:
