@@ -1,11 +1,26 @@
-"""Shared test helpers: the repository root and tiny, fast model/dataset specs."""
+"""Shared test helpers: the repository root, a copy of the workflow, tiny model/dataset specs."""
 
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def copy_repo(target: Path) -> Path:
+    """The workflow part of the checkout (what a user clones), without results."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", ".snakemake", "results")
+    target.mkdir(parents=True)
+    for name in ("Snakefile", "workflow", "src", "config", "envs", "profiles"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=ignore)
+        else:
+            shutil.copy2(source, target / name)
+    return target
+
 
 TINY_DATASET = {
     "source": "glyphs",

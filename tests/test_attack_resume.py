@@ -176,21 +176,21 @@ def test_progress_made_for_another_model_or_job_is_removed_and_says_why(
     assert manifest == attack_job_manifest(job, EVALUATION, IDS, model_file, code)
 
 
-def test_units_whose_set_left_for_the_output_run_again(tmp_path, files, monkeypatch):
-    """A job killed after moving its kept sets into --sets, before writing its metrics:
-    Snakemake deletes that incomplete output, so those units run again, and only those."""
+def test_a_finished_job_whose_output_was_deleted_crafts_nothing_again(tmp_path, files, monkeypatch):
+    """A job that finished just after SLURM's time limit is reported failed and Snakemake
+    deletes its output: its retry finds every unit, sets included, and crafts nothing."""
     model_file, split = files
     job, progress, sets = tiny_job(), tmp_path / "job.progress", tmp_path / "sets"
-    run_job(model_file, split, job, progress, sets)  # the workflow then removes the progress
+    first = run_job(model_file, split, job, progress, sets)
     shutil.rmtree(sets)
     calls = spy_on_crafting(monkeypatch)
-    run_job(model_file, split, job, progress, sets)
-    assert calls == [("random_target", [64.0]), ("mi", [8.0])]
+    assert run_job(model_file, split, job, progress, sets) == first
+    assert calls == []
     assert all((sets / f"{name}/eps{eps:g}.pt").exists() for name, eps in KEPT)
 
 
 def test_attack_script_resumes_then_leaves_only_its_outputs(tmp_path, files, monkeypatch):
-    """src/attack.py, as the workflow runs it, after a kill: it resumes, moves the kept sets
+    """src/attack.py, as the workflow runs it, after a kill: it resumes, links the kept sets
     into --sets (each loads with weights_only=True) and writes the metrics; its progress stays
     until the workflow has accepted the outputs (remove_finished, on success)."""
     model_file, split = files

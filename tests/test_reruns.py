@@ -4,7 +4,6 @@ prepared, read-only data root plans no data job; paths with a space and non-ASCI
 work."""
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -13,20 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
-
-
-def copy_repo(target: Path) -> Path:
-    """What a user clones (new file times), without results."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", ".snakemake", "results")
-    target.mkdir(parents=True)
-    for name in ("Snakefile", "workflow", "src", "config", "envs", "profiles"):
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, target / name, ignore=ignore)
-        else:
-            shutil.copy2(source, target / name)
-    return target
+from conftest import copy_repo
 
 
 def snakemake(repo: Path, *args) -> subprocess.CompletedProcess:

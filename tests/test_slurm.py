@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import copy_repo
 from robdml.config import read_config
 from robdml.runtime import claim_gpu, release_gpus
 
@@ -197,10 +198,11 @@ def has_gpu_gres() -> bool:
 
 
 # The attack job of the tiny run: one attack over these eps, each eps (one unit of work) about
-# 15-30 s on 2 cores, so the whole job (2-4 minutes) outlasts the short partition's 1-minute
-# limit (SLURM kills it there, at 60-90 s) while every attempt finishes at least one unit.
-TIME_LIMITED_EPS = [1, 2, 3, 4, 6, 8, 12, 16]
-TIME_LIMITED_STEPS = 80
+# 10-20 s on 2 cores, so the whole job (1.5-2.5 minutes with its start-up) outlasts the short
+# partition's 1-minute limit (SLURM kills it there, at 60-90 s) while every attempt finishes at
+# least one unit.
+TIME_LIMITED_EPS = [1, 2, 4, 8, 16, 32]
+TIME_LIMITED_STEPS = 50
 
 
 def tiny_config() -> dict:
@@ -234,19 +236,6 @@ def site_profile(directory: Path, partition: str) -> Path:
     directory.mkdir(parents=True)
     (directory / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
     return directory
-
-
-def copy_repo(target: Path) -> Path:
-    """The workflow part of the checkout (what a user clones), without results."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", ".snakemake", "results")
-    target.mkdir(parents=True)
-    for name in ("Snakefile", "workflow", "src", "config", "envs", "profiles"):
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, target / name, ignore=ignore)
-        else:
-            shutil.copy2(source, target / name)
-    return target
 
 
 def our_jobs(workdir: Path) -> list[dict]:
@@ -314,9 +303,11 @@ def slurmctld_submissions() -> set[str] | None:
 
 
 def submitted_jobs(log: str) -> tuple[dict[str, str], list[str]]:
-    """({SLURM job id: rule} of every submitted job, [rules run locally]) from a snakemake
-    log; fails when a non-local job was not submitted with sbatch."""
-    submissions = dict(re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log))
+    """({SLURM job id: rule} of every submission, retries included, [rules run locally])
+    from a snakemake log; fails when a non-local job was not submitted with sbatch."""
+    submissions: dict[str, list[str]] = {}
+    for job, slurm_id in re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log):
+        submissions.setdefault(job, []).append(slurm_id)
     slurm_ids, local = {}, []
     for kind, rule, body in job_blocks(log):
         jobid = re.search(r"^\s*jobid: (\d+)$", body, flags=re.M)
@@ -325,7 +316,7 @@ def submitted_jobs(log: str) -> tuple[dict[str, str], list[str]]:
             assert not (jobid and jobid.group(1) in submissions), f"local {rule} submitted"
         elif jobid and rule != "all":
             assert jobid.group(1) in submissions, f"job {rule} ({jobid.group(1)}) not sbatch'ed"
-            slurm_ids[submissions[jobid.group(1)]] = rule
+            slurm_ids |= dict.fromkeys(submissions[jobid.group(1)], rule)
     return slurm_ids, local
 
 

@@ -5,12 +5,13 @@ one attack at one eps, for a transfer job one adversarial set on one target mode
 Snakemake deletes a job's declared outputs before it runs the job again, so the progress lives
 in a directory of its own (like training's checkpoint), checked against a manifest of
 everything that determines the job's results, the version of its code included: a unit found
-there is exactly what running it again would give. Only JSON is read back from it; the adversarial
-sets it holds are moved, never loaded.
+there is exactly what running it again would give. Only JSON is read back from it; the
+adversarial sets it holds are linked into the job's output, never loaded.
 """
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -131,9 +132,19 @@ class JobProgress:
                 to_do.append(unit)
         return to_do
 
+    def deliver_set(self, unit: tuple[str, float], target: Path) -> None:
+        """Put a kept set into the job's output as a hard link (no second copy on disk; a copy
+        across file systems): the progress keeps its own, since Snakemake deletes the output of
+        a job that SLURM reports failed, even one that finished."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)
+        try:
+            os.link(self.set_path(unit), target)
+        except OSError:
+            shutil.copy2(self.set_path(unit), target)
+
     def done(self, unit: Unit) -> bool:
-        """Its records are saved, and its set is still here if it kept one (a kill while the
-        job moved its sets to the output: Snakemake deletes that output, so the unit reruns)."""
+        """Its records are saved, and its set too if it kept one."""
         path = self.records_path(unit)
         if not path.exists():
             return False

@@ -12,7 +12,6 @@ Each returns its metrics records (robdml.evaluation).
 """
 
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from functools import partial
@@ -99,9 +98,7 @@ def attack_job(
             progress.save(unit, records, unit in keep)
             started = time.perf_counter()
     for unit in keep:
-        target = Path(sets_dir) / set_name(*unit)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(progress.set_path(unit), target)  # a rename on the same file system
+        progress.deliver_set(unit, Path(sets_dir) / set_name(*unit))
     return [entry for unit in units for entry in progress.records(unit)]
 
 
