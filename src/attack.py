@@ -69,3 +69,5 @@ if __name__ == "__main__":
         main()
     except (UnreadableFileError, DiskFullError) as error:  # an input's problem, or a full disk
         sys.exit(f"error: {error}")
+    except FileNotFoundError as error:  # an input hashed for the progress manifest
+        sys.exit(f"error: {error.filename}: no such file; rerun the job that writes it")

@@ -17,6 +17,8 @@ TRANSFER_RETRIES = resume_retries(
     for ids in sized(TRANSFER_SOURCES)
 )
 
+warn_about_unresumable_jobs()
+
 
 rule attack:
     input:
