@@ -285,9 +285,9 @@ def sized(model_ids):
 
 
 def resume_retries(seconds):
-    """`retries:` of a resumable rule (train, attack, transfer) whose longest job, of `seconds` of work,
-    needs several time-limited attempts: as many as it takes, plus one for a failure. None
-    (the profile's `retries`) when every job fits the limit."""
+    """`retries:` of a resumable rule (train, attack, transfer) whose longest job, of
+    `seconds` of work, needs several time-limited attempts: as many as it takes, plus one
+    for a failure. None (the profile's `retries`) when every job fits the limit."""
     needed = max(map(partial(cost_model.attempts, config), seconds), default=1)
     return needed if needed > 1 else None
 
