@@ -4,6 +4,7 @@ prepared, read-only data root plans no data job; paths with a space and non-ASCI
 work."""
 
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -124,3 +125,46 @@ def test_fresh_clone_over_a_read_only_prepared_data_root_plans_no_data_job(prepa
     finally:
         for path, mode in modes.items():
             path.chmod(mode)
+
+
+def read_only_mounts_refused() -> str | None:
+    """Why this machine cannot bind-mount a directory read-only in a private mount namespace
+    (`unshare -m`, as root), or None."""
+    try:
+        run = subprocess.run(["unshare", "-m", "true"], capture_output=True, text=True)
+    except FileNotFoundError:
+        return "no `unshare` here"
+    return (run.stderr.strip() or f"exit {run.returncode}") if run.returncode else None
+
+
+def test_a_fresh_clone_trains_from_a_read_only_mount_of_the_prepared_data(prepared, tmp_path):
+    """The prepared data root bind-mounted read-only (as a shared, read-only copy would be):
+    a fresh clone plans no data job and trains a model from it; a write there would fail."""
+    refused = read_only_mounts_refused()
+    if refused:
+        pytest.skip(f"no read-only bind mount here: {refused}")
+    mount = tmp_path / "read-only data"
+    mount.mkdir()
+    clone = copy_repo(tmp_path / "third clone")
+    overlay = clone / "shared.yaml"
+    overlay.write_text(
+        yaml.safe_dump({"data_root": str(mount), "recipes": {"glyphs": {"epochs": 1}}})
+    )
+    model = "results/models/glyphs/cnn/vanilla/seed0/model.pt"
+    train = ["-m", "snakemake", "-s", str(clone / "Snakefile"), model, "--cores", "1",
+             "--configfile", str(clone / "config" / "demo.yaml"), str(overlay)]  # fmt: skip
+    data, target = shlex.quote(str(prepared["data_root"])), shlex.quote(str(mount))
+    script = (
+        f"mount --bind {data} {target} && mount -o remount,ro,bind {target} && "
+        f"touch {target}/written 2>/dev/null && exit 3; "  # the mount must refuse writes
+        f"exec {shlex.quote(sys.executable)} {shlex.join(train)}"
+    )
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    run = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], cwd=clone, capture_output=True, text=True,
+        env={**os.environ, "PATH": path, "PYTHONPATH": str(clone / "src")}, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    assert "rule train:" in run.stdout + run.stderr
+    assert "prepare_data" not in run.stdout + run.stderr
+    assert (clone / model).is_file()
