@@ -5,7 +5,6 @@ killed or preempted resumes from --progress (robdml.job_progress) when it runs a
 import argparse
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from robdml.code_version import code_version  # noqa: E402  (imports: start-up, 
 from robdml.data.prepared import load_split  # noqa: E402
 from robdml.evaluation import write_records  # noqa: E402
 from robdml.fast_path import configure_fast_path  # noqa: E402
-from robdml.io import DiskFullError, UnreadableFileError  # noqa: E402
+from robdml.io import exit_in_one_line_on_bad_files  # noqa: E402
 from robdml.job_progress import JobProgress, attack_job_manifest  # noqa: E402
 from robdml.models import load_model  # noqa: E402
 from robdml.robustness import attack_job  # noqa: E402
@@ -65,9 +64,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (UnreadableFileError, DiskFullError) as error:  # an input's problem, or a full disk
-        sys.exit(f"error: {error}")
-    except FileNotFoundError as error:  # an input hashed for the progress manifest
-        sys.exit(f"error: {error.filename}: no such file; rerun the job that writes it")
+    exit_in_one_line_on_bad_files(main)

@@ -4,7 +4,6 @@ member, evaluated on the whole ensemble (robdml.jobs)."""
 import argparse
 import json
 import logging
-import sys
 import time
 
 IMPORTS_STARTED = time.perf_counter()
@@ -12,7 +11,7 @@ IMPORTS_STARTED = time.perf_counter()
 from robdml.data.prepared import load_split  # noqa: E402  (imports: start-up, not work)
 from robdml.evaluation import write_records  # noqa: E402
 from robdml.fast_path import configure_fast_path  # noqa: E402
-from robdml.io import DiskFullError, UnreadableFileError  # noqa: E402
+from robdml.io import exit_in_one_line_on_bad_files  # noqa: E402
 from robdml.models import load_model  # noqa: E402
 from robdml.robustness import members_job  # noqa: E402
 from robdml.runtime import setup  # noqa: E402
@@ -47,7 +46,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (UnreadableFileError, DiskFullError) as error:  # an input's problem, or a full disk
-        sys.exit(f"error: {error}")
+    exit_in_one_line_on_bad_files(main)

@@ -3,13 +3,12 @@ in one figure, results/figures/training_curves.{png,pdf}."""
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
 
 from robdml.figures import training_curves
-from robdml.io import DiskFullError, UnreadableFileError
+from robdml.io import exit_in_one_line_on_bad_files
 from robdml.models.storage import read_model_file
 
 
@@ -28,7 +27,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (UnreadableFileError, DiskFullError) as error:  # an input's problem, or a full disk
-        sys.exit(f"error: {error}")
+    exit_in_one_line_on_bad_files(main)

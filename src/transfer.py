@@ -5,7 +5,6 @@ target (black-box transfer; robdml.jobs). A job killed or preempted resumes from
 import argparse
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ IMPORTS_STARTED = time.perf_counter()
 
 from robdml.code_version import code_version  # noqa: E402  (imports: start-up, not work)
 from robdml.evaluation import write_records  # noqa: E402
-from robdml.io import DiskFullError, UnreadableFileError  # noqa: E402
+from robdml.io import exit_in_one_line_on_bad_files  # noqa: E402
 from robdml.job_progress import JobProgress, transfer_job_manifest  # noqa: E402
 from robdml.models import load_model  # noqa: E402
 from robdml.robustness import transfer_job  # noqa: E402
@@ -58,9 +57,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (UnreadableFileError, DiskFullError) as error:  # an input's problem, or a full disk
-        sys.exit(f"error: {error}")
-    except FileNotFoundError as error:  # an input hashed for the progress manifest
-        sys.exit(f"error: {error.filename}: no such file; rerun the job that writes it")
+    exit_in_one_line_on_bad_files(main)

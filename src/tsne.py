@@ -12,7 +12,7 @@ from robdml.adversarial import load_adversarial_set
 from robdml.data.prepared import load_split
 from robdml.embedding import embed
 from robdml.figures import tsne_panels
-from robdml.io import DiskFullError, UnreadableFileError
+from robdml.io import exit_in_one_line_on_bad_files
 from robdml.models import load_model
 from robdml.runtime import setup
 
@@ -57,7 +57,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (UnreadableFileError, DiskFullError) as error:  # an input's problem, or a full disk
-        sys.exit(f"error: {error}")
+    exit_in_one_line_on_bad_files(main)

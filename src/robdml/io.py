@@ -9,6 +9,7 @@ import os
 import pickle
 import platform
 import re
+import sys
 import tempfile
 from collections.abc import Callable
 from functools import cache
@@ -53,6 +54,17 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
         if out_of_space(error):
             raise DiskFullError(f"{path}: no space left on device; nothing was written") from None
         raise
+
+
+def exit_in_one_line_on_bad_files(main: Callable[[], None]) -> None:
+    """Run a step script's `main`; an unreadable, unsafe or missing input, or a full disk,
+    ends it with one line naming the file (exit status 1) instead of a traceback."""
+    try:
+        main()
+    except (UnreadableFileError, DiskFullError) as error:
+        sys.exit(f"error: {error}")
+    except FileNotFoundError as error:  # e.g. an input hashed for a progress manifest
+        sys.exit(f"error: {error.filename}: no such file; rerun the job that writes it")
 
 
 def current_umask() -> int:

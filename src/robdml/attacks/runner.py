@@ -29,23 +29,9 @@ from robdml.runtime import generator
 from robdml.threat_model import radius
 
 
-def attack_test_set(
-    model: nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    params: dict,
-    eps_255_list: list[float],
-    seed: int,
-    batch_size: int,
-    device: torch.device,
-    fast_path: FastPath | None = None,
-) -> list[dict]:
-    """`attack_each_eps`, all budgets at once."""
-    return list(
-        attack_each_eps(
-            model, images, labels, params, eps_255_list, seed, batch_size, device, fast_path
-        )
-    )
+def attack_test_set(*args, **kwargs) -> list[dict]:
+    """`attack_each_eps` (same arguments), all budgets at once."""
+    return list(attack_each_eps(*args, **kwargs))
 
 
 def attack_each_eps(
