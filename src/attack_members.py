@@ -1,20 +1,27 @@
 """Rule attack_members: an ensemble's members alone (clean test set) and attacks crafted on one
-member, evaluated on the whole ensemble (robdml.jobs)."""
+member, evaluated on the whole ensemble (robdml.jobs). A job killed or preempted resumes from
+--progress (robdml.job_progress) when it runs again."""
 
 import argparse
 import json
 import logging
 import time
+from pathlib import Path
 
 IMPORTS_STARTED = time.perf_counter()
 
-from robdml.data.prepared import load_split  # noqa: E402  (imports: start-up, not work)
+from robdml.code_version import code_version  # noqa: E402  (imports: start-up, not work)
+from robdml.data.prepared import load_split  # noqa: E402
 from robdml.evaluation import write_records  # noqa: E402
 from robdml.fast_path import configure_fast_path  # noqa: E402
 from robdml.io import exit_in_one_line_on_bad_files  # noqa: E402
+from robdml.job_progress import JobProgress, attack_job_manifest  # noqa: E402
 from robdml.models import load_model  # noqa: E402
 from robdml.robustness import members_job  # noqa: E402
 from robdml.runtime import setup  # noqa: E402
+
+# what this job runs, by content: part of its progress manifest
+CODE = code_version(__file__, Path(__file__).parent)
 
 
 def main() -> None:
@@ -26,6 +33,11 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="trained ensemble file")
     parser.add_argument("--data", required=True, help="prepared test split")
     parser.add_argument("--metrics", required=True, help="output: the job's metrics JSON")
+    parser.add_argument(
+        "--progress",
+        required=True,
+        help="progress directory kept between attempts; not a Snakemake output",
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
@@ -36,10 +48,13 @@ def main() -> None:
     started = time.perf_counter()
     device = setup(args.threads, args.device, args.seed)
     fast_path = configure_fast_path(device, args.fast)
+    job, evaluation, ids = json.loads(args.job), json.loads(args.evaluation), json.loads(args.ids)
+    progress = JobProgress(
+        args.progress, attack_job_manifest(job, evaluation, ids, args.model, CODE)
+    )
     records = members_job(
         lambda member: load_model(args.model, device, member), load_split(args.data),
-        json.loads(args.job), json.loads(args.evaluation), json.loads(args.ids), device,
-        fast_path,
+        job, evaluation, ids, device, fast_path, progress,
     )  # fmt: skip
     seconds = {"imports": started - IMPORTS_STARTED, "work": time.perf_counter() - started}
     write_records(args.metrics, records, seconds)

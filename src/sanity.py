@@ -6,7 +6,7 @@ import json
 import pandas as pd
 
 from robdml.io import atomic_write
-from robdml.sanity import sanity_table
+from robdml.sanity import not_run, sanity_table, verdict
 
 
 def main() -> None:
@@ -20,9 +20,9 @@ def main() -> None:
     args = parser.parse_args()
     long = pd.read_csv(args.long, keep_default_na=False)
     table = sanity_table(long, json.loads(args.spec), json.loads(args.suites), args.main_eps)
-    failed = int((~table["passed"]).sum())
-    summary = f"{len(table)} checks, {failed} failed.\n\n"
-    markdown = table.assign(passed=table["passed"].map({True: "pass", False: "**FAIL**"}))
+    summary = verdict(table) + "\n\n"
+    shown = table["passed"].map({True: "pass", False: "**FAIL**"}).where(~not_run(table), "not run")
+    markdown = table.assign(passed=shown)
     atomic_write(args.csv, lambda tmp: table.to_csv(tmp, index=False))
     atomic_write(
         args.md, lambda tmp: tmp.write_text(summary + markdown.to_markdown(index=False) + "\n")

@@ -226,6 +226,19 @@ def test_apgd_halves_a_step_that_was_kept_when_the_best_value_did_not_rise():
     torch.testing.assert_close(calls[18], project(step_18, CLEAN, eps), rtol=0, atol=1e-7)
 
 
+def test_apgd_keeps_its_step_when_exactly_the_success_rate_of_steps_improved():
+    """Croce & Hein's first condition is strict (fewer than rho x interval successes): at the
+    first checkpoint of 14 steps (step 4), 3 of 4 steps improved, which is not fewer than
+    0.75 x 4, and the best value rose, so APGD goes on from its current point with its step.
+    (Their reference code, `check_oscillation`, halves at <=; we follow the paper.)"""
+    eps, steps = 0.25, 14
+    assert apgd_checkpoints(steps)[0] == 4
+    objective, calls = scripted([0, 1, 2, 3, 2.5] + [0] * steps)
+    pgd(objective, CLEAN, eps, 0.0, steps, None, "apgd", start=CLEAN)
+    expected = momentum_iteration(CLEAN, eps, 5, 2 * eps)  # no restart at step 4
+    torch.testing.assert_close(torch.stack(calls[:6]), torch.stack(expected), rtol=0, atol=1e-7)
+
+
 def record_crafting_inputs(member: torch.nn.Module) -> list[torch.Tensor]:
     """Inputs of `member`'s eval-mode forwards (crafting; the update runs in train mode)."""
     seen: list[torch.Tensor] = []
@@ -264,3 +277,60 @@ def test_eat_shared_crafting_gives_each_member_only_its_allowed_samples():
     with torch.no_grad():
         changed.members[2].head.weight.add_(0.5)
     assert torch.equal(crafted, defense.shared_adversarial(changed, images, labels, alone))
+
+
+def bf16_valued(x):
+    """`wiggly` with its values rounded to bf16 (8 significant bits) and its exact gradient:
+    what APGD sees when its objective runs under bf16 autocast."""
+    exact = wiggly(x)
+    return exact + (exact.detach().bfloat16().float() - exact.detach())
+
+
+def test_apgd_decides_on_the_exact_values_when_given():
+    """Best point and step halving follow `exact`'s values, not the rounded ones the gradient
+    pass returns: the returned point is the best evaluated point by the exact values. Without
+    `exact` the rounded values decide, and on this toy some samples then end elsewhere."""
+    clean = torch.rand(64, 1, 2, 2, generator=torch.Generator().manual_seed(3))
+    returned, calls = {}, {}
+    for mode, exact in (("exact", wiggly), ("rounded", None)):
+        objective, calls[mode] = spied(bf16_valued)
+        returned[mode] = pgd(
+            objective, clean, 0.1, 0.0, 100, torch.Generator().manual_seed(1), "apgd", None, exact
+        )
+    points = torch.stack([x for x, _ in calls["exact"]])
+    exact_values = wiggly(points.flatten(0, 1)).view(len(points), -1)
+    best = exact_values.argmax(dim=0)
+    torch.testing.assert_close(
+        returned["exact"], points[best, torch.arange(len(clean))], rtol=0, atol=0
+    )
+    assert (wiggly(returned["rounded"]) < wiggly(returned["exact"]) - 1e-6).any()
+
+
+def test_bf16_crafting_hands_apgd_an_fp32_judge(monkeypatch):
+    """Under bf16 autocast the runner's APGD gets `exact`: the same objective with the model
+    in fp32 (the gradient pass runs the model in bf16, its objective arithmetic in fp32);
+    without autocast it gets none (the objective is already fp32)."""
+    from robdml.attacks import runner
+    from robdml.fast_path import FastPath
+
+    images, labels = tight_clusters()
+    width = images[0].numel()
+    model = torch.nn.Sequential(PixelModel(), torch.nn.Linear(width, width))  # autocast: bf16
+    outputs, seen = [], []
+    model.register_forward_hook(lambda module, args, output: outputs.append(output.dtype))
+
+    def spy(objective, clean, *args):
+        exact = args[-1]
+        seen.append(exact is not None)
+        if exact is not None:
+            outputs.clear()
+            assert objective(clean).dtype == torch.float32 and outputs == [torch.bfloat16]
+            assert exact(clean).dtype == torch.float32 and outputs[1:] == [torch.float32]
+        return clean
+
+    monkeypatch.setattr(runner, "pgd", spy)
+    params = params_for("mi", labels="clean_clustering", steps=2, refit_every=2)
+    for autocast in (True, False):
+        fast_path = FastPath(torch.device("cpu"), autocast_bf16=autocast)
+        attack_test_set(model, images, labels, params, [8.0], 0, 64, "cpu", fast_path)
+    assert seen == [True] * (len(seen) // 2) + [False] * (len(seen) // 2) and seen[0]

@@ -30,7 +30,7 @@ from robdml.job_progress import (
     remove_finished,
     transfer_job_manifest,
 )
-from robdml.jobs import attack_job_spec
+from robdml.jobs import attack_job_spec, members_job_spec
 from robdml.models import build_members, load_model, save_model
 
 CONFIG = load_config(REPO / "config/demo.yaml")
@@ -381,3 +381,59 @@ def test_transfer_script_resumes_then_leaves_only_its_metrics(
         ("random_target", "eat"), ("random_target", "vanilla"),
         ("cluster_mi", "eat"), ("cluster_mi", "vanilla"),
     ]  # fmt: skip
+
+
+def members_job(steps: int = 3) -> dict:
+    """The demo's members job in short, on a two-member ensemble: members alone on the clean
+    set, and random_target and mi crafted on each member at eps 8 and 64."""
+    config = json.loads(json.dumps(CONFIG))
+    for attack in config["attacks"].values():
+        attack["steps"] = steps
+    config["ensemble_members"] = {"evaluate": True, "attacks": ["random_target", "mi"]}
+    return members_job_spec(config, "eat") | {"members": 2}
+
+
+def run_members(model_file, split, job, progress_dir) -> list[dict]:
+    """What src/attack_members.py does, in this process."""
+    code = code_version(REPO / "src/attack_members.py", REPO / "src")
+    progress = JobProgress(
+        progress_dir, attack_job_manifest(job, EVALUATION, IDS, model_file, code)
+    )
+    return robustness.members_job(
+        lambda member: load_model(model_file, "cpu", member), split, job, EVALUATION, IDS,
+        torch.device("cpu"), configure_fast_path("cpu"), progress,
+    )  # fmt: skip
+
+
+def test_a_killed_members_job_resumes_after_its_finished_units_to_the_uninterrupted_result(
+    tmp_path, files, monkeypatch, caplog
+):
+    """Units: each member's clean set, each member attack at each eps on each member; the
+    ensemble is what every member attack is measured on."""
+    model_file, split = files
+    job = members_job()
+    full = run_members(model_file, split, job, tmp_path / "full.progress")
+    progress = tmp_path / "members.progress"
+    monkeypatch.setattr(robustness, "attack_each_eps", killed_after_one_set)
+    with pytest.raises(KeyboardInterrupt):
+        run_members(model_file, split, job, progress)
+    monkeypatch.undo()
+    calls = spy_on_crafting(monkeypatch)
+    caplog.set_level(logging.INFO, logger="robdml.job_progress")
+    resumed = run_members(model_file, split, job, progress)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"resuming: the clean test set on member0 already done ({progress})",
+        f"resuming: random_target at eps 8/255 on member0 already done ({progress})",
+    ]
+    assert calls == [
+        ("random_target", [64.0]), ("mi", [8.0, 64.0]),  # member 0, after the kill
+        ("random_target", [8.0, 64.0]), ("mi", [8.0, 64.0]),  # member 1
+    ]  # fmt: skip
+    assert [(r["ids"]["attack"], r["ids"]["eps_255"], r["ids"]["threat"], r["ids"]["source"])
+            for r in full][:6] == [
+        ("clean", 0, "member", "member0"), ("random_target", 8, "member_attack", "member0"),
+        ("random_target", 64, "member_attack", "member0"), ("mi", 8, "member_attack", "member0"),
+        ("mi", 64, "member_attack", "member0"), ("clean", 0, "member", "member1"),
+    ]  # fmt: skip
+    assert len(full) == 10
+    assert without_timings(resumed) == without_timings(full)

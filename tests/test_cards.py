@@ -27,7 +27,7 @@ LONG = pd.DataFrame(
         record("vanilla", "centroid", 16, 0.55),
         record("vanilla", "random_target", 16, 0.58),
         record("vanilla", "mi", 16, 0.5),
-        record("vanilla", "random_target", 8, 0.1, "transfer"),  # not white-box: not a worst case
+        record("vanilla", "random_target", 8, 0.1, "member"),  # a member alone: no attack on it
         record("eat", "clean", 0, 0.8, "clean"),  # another model
         record("eat", "centroid", 8, 0.2),
     ]

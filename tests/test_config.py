@@ -158,11 +158,37 @@ def test_overrides_merge_over_method_defaults(schema, demo):
     assert entry == {**defaults, "method": "pgd_at", "clean_weight": 0.5}
 
 
+def test_every_defense_method_takes_the_batch_sampling_and_only_names_it_if_set(schema, demo):
+    """`batches` is declared once (`$defs/defense_shared`) and taken by every method, in
+    `defense_methods` and in a named defense; a defense without it keeps its spec as it was."""
+    demo["defense_methods"]["vanilla"]["batches"] = "random"
+    demo["defenses"]["pgd_pairs"] = {"method": "pgd_at", "batches": "class_pairs"}
+    demo["run"]["defenses"].append("pgd_pairs")
+    resolved = validate_config(demo, schema, "demo.yaml")
+    assert resolved["defenses"]["pgd_pairs"]["batches"] == "class_pairs"
+    assert resolved["defenses"]["vanilla"]["batches"] == "random"
+    assert "batches" not in resolved["defenses"]["pgd_at"]
+    for method in schema["properties"]["defense_methods"]["properties"]:
+        assert "batches" in schema["$defs"][f"defense_{method}"]["properties"], method
+    demo["defenses"]["pgd_pairs"]["batches"] = "spc2"
+    with pytest.raises(ConfigError, match=r"defenses\.pgd_pairs\.batches: 'spc2' is not one of"):
+        validate_config(demo, schema, "demo.yaml")
+
+
 def test_fractional_eps_is_rejected_with_the_key(schema, demo):
     """Test sets are 8-bit images: 2.5/255 cannot be delivered, so the config must not ask."""
     demo["evaluation"]["eps_255"] = [2.5, 8]
     with pytest.raises(ConfigError, match=r"evaluation\.eps_255\.0: 2\.5 is not of type 'integer'"):
         validate_config(demo, schema, "demo.yaml")
+
+
+def test_a_sweep_without_the_breaking_eps_validates_only_if_the_key_is_null(schema, demo):
+    """Check (a)'s near-chance half needs its eps measured; null says it is not run."""
+    demo["evaluation"]["eps_255"] = [8]
+    with pytest.raises(ConfigError, match=r"^demo\.yaml: sanity\.breaking_eps_255: 64 is not in"):
+        validate_config(copy.deepcopy(demo), schema, "demo.yaml")
+    demo["sanity"]["breaking_eps_255"] = None
+    assert validate_config(demo, schema, "demo.yaml")["sanity"]["breaking_eps_255"] is None
 
 
 def test_label_aware_attack_in_the_label_free_suite_is_named(schema, demo):
@@ -343,7 +369,24 @@ BAD_CONFIGS = [
         r"datasets\.glyphs\.counts\.test_images: 0 is less than the minimum of 1",
     ),
     ("transfer.source_defenses", ["vanila"], r"transfer\.source_defenses: 'vanila' is not in"),
+    ("transfer.attacks", ["centroid"], r"transfer\.attacks: 'centroid' is in no attack suite"),
+    (
+        "ensemble_members.attacks",
+        ["centroid"],
+        r"ensemble_members\.attacks: 'centroid' is in no attack suite, so it would count in no",
+    ),
+    (
+        "evaluation.attack_kmeans_seed",
+        2,
+        r"evaluation\.attack_kmeans_seed: 2 is also in evaluation\.kmeans_seeds; the attacker",
+    ),
     ("sanity.stronger.steps_factor", 1, r"sanity\.stronger\.steps_factor: 1 is less than"),
+    (
+        "sanity.breaking_eps_255",
+        16,
+        r"sanity\.breaking_eps_255: 16 is not in evaluation\.eps_255 \(add it there, or set it to",
+    ),
+    ("sanity.breaking_eps_255", 0, r"sanity\.breaking_eps_255: 0 is less than the minimum of 1"),
 ]
 
 

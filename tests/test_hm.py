@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from conftest import TINY_CNN, TINY_DATASET, toy_images
+from robdml.config import load_config
+from robdml.data.batches import CLASS_PAIRS, epoch_batches
 from robdml.data.datasets import InMemoryImages
 from robdml.defenses import DEFENSES
 from robdml.defenses.base import StepContext, eval_mode
@@ -21,6 +23,7 @@ from robdml.defenses.hm import (
 )
 from robdml.losses import proxy_anchor_loss
 from robdml.models import build_members, load_model
+from robdml.runtime import generator
 from robdml.training import train
 
 N_CLASSES, PER_CLASS = 4, 6
@@ -297,13 +300,16 @@ def test_gradual_memory_restarts_with_each_step_context_so_resume_is_exact():
     assert torch.equal(resumed, continued)
 
 
-def test_interrupted_hm_training_resumes_to_the_same_parameters(tmp_path, tiny_spec, monkeypatch):
+@pytest.mark.parametrize("batches", ["random", CLASS_PAIRS])
+def test_interrupted_hm_training_resumes_to_the_same_parameters(
+    tmp_path, tiny_spec, monkeypatch, batches
+):
     """End to end through `train`: preempted in epoch 2 and resumed from the epoch-1 checkpoint
     (with a fresh defense), HM with the gradual adversary ends where the uninterrupted run does.
     Random sources leave the toy triplets easier than the destination, so it matters."""
     monkeypatch.setitem(DEFENSES, "hm", HardnessManipulation)
     tiny_spec["training"]["epochs"] = 3
-    tiny_spec["defense"] = {**PARAMS, "source": "random"}
+    tiny_spec["defense"] = {**PARAMS, "source": "random", "batches": batches}
     data = InMemoryImages(*toy_images(), None)
     train(tiny_spec, data, tmp_path / "full.pt", tmp_path / "full.ckpt", "cpu")
 
@@ -406,3 +412,62 @@ def test_samples_without_positive_are_not_anchors_and_no_anchor_means_clean_trai
     assert hm().triplets(lonely, embed(lonely, images), distinct) is None
     expected = pal(step.members[0](images), distinct)
     assert torch.equal(hm().loss(lonely, images, distinct, None), expected)
+
+
+# --- class-paired (SPC-2) batches ------------------------------------------------------------
+
+
+def class_paired_batch(batch_size: int = 12, seed: int = 0):
+    """A batch as the trainer's class_pairs sampler draws it from the toy set: (images, labels)."""
+    images, labels = toy_batch(seed)
+    (batch, *_) = epoch_batches(CLASS_PAIRS, labels, batch_size, generator(seed, 0))
+    index = torch.tensor([sample for sample, _ in batch])
+    return images[index], labels[index]
+
+
+@pytest.mark.parametrize("source", MINERS)
+def test_on_class_pairs_the_anchors_are_the_first_of_each_pair_and_the_positives_their_partner(
+    source,
+):
+    """RobRank's SPC-2: T = batch_size / 2 anchors, the even half; positives their partners
+    (the miners but softhard keep them; softhard mines its own among the same class). Random
+    batch sampling makes every sample with a partner an anchor, here all 12."""
+    step = toy_step()
+    images, labels = class_paired_batch()
+    defense = hm(source=source, batches=CLASS_PAIRS)
+    (a, p, n), destination = defense.triplets(step, embed(step, images), labels)
+    assert torch.equal(a, torch.arange(0, 12, 2)) and len(destination) == 6
+    assert (labels[a] == labels[p]).all() and (labels[a] != labels[n]).all()
+    if source != "softhard":
+        assert torch.equal(p, a + 1)
+    (a, _, _), _ = hm(source=source).triplets(step, embed(step, images), labels)
+    assert len(a) == 12
+
+
+def test_class_pairs_refuse_a_batch_that_is_not_pairs_of_one_class():
+    step = toy_step()
+    images, labels = toy_batch()  # class by class: samples 5 and 6 are of two classes
+    defense = hm(batches=CLASS_PAIRS)
+    assert defense.triplets(step, embed(step, images), labels) is not None
+    with pytest.raises(ValueError, match="class pairs"):
+        defense.triplets(step, embed(step, images[5:23]), labels[5:23])
+
+
+def test_hm_trains_on_class_pairs_with_half_the_batch_as_anchors(tmp_path, tiny_spec, monkeypatch):
+    """Through `train`: HM as the config has it (`batches: class_pairs`) gets class-paired
+    batches and mines batch_size / 2 anchors in every step."""
+    assert load_config()["defenses"]["hm"]["batches"] == CLASS_PAIRS
+    anchors = []
+    original = HardnessManipulation.triplets
+
+    def counting(self, step, embeddings, labels):
+        mined = original(self, step, embeddings, labels)
+        anchors.append(len(mined[0][0]))
+        return mined
+
+    monkeypatch.setattr(HardnessManipulation, "triplets", counting)
+    tiny_spec["defense"] = {**PARAMS, "batches": CLASS_PAIRS}
+    data = InMemoryImages(*toy_images(), None)
+    train(tiny_spec, data, tmp_path / "hm.pt", tmp_path / "hm.ckpt", "cpu")
+    batch_size = tiny_spec["training"]["batch_size"]
+    assert anchors == [batch_size // 2] * (tiny_spec["training"]["epochs"] * 4)

@@ -106,6 +106,21 @@ def test_refitting_attacks_pay_a_kmeans_per_round(paper):
     assert resources.attack_work(paper["attacks"]["es"], 5, paper["resources"]["pass_cost"])[1] == 0
 
 
+def test_apgd_under_bf16_pays_an_fp32_forward_per_step_for_its_decisions(paper):
+    """robdml.attacks.pgd decides on fp32 values when the gradient pass runs under bf16."""
+    cost = paper["resources"]["pass_cost"]
+    mi, random_target = paper["attacks"]["mi"], paper["attacks"]["random_target"]
+    extra = resources.attack_work(mi, 5, cost, True)[0] - resources.attack_work(mi, 5, cost)[0]
+    assert extra == pytest.approx(5 * mi["restarts"] * mi["steps"] * cost["forward"])
+    sign = [resources.attack_work(random_target, 5, cost, bf16)[0] for bf16 in (True, False)]
+    assert sign[0] == sign[1]  # sign steps decide nothing
+    cuda, cpu = (
+        resources.crafting_work(with_changes(paper, {"device": device}), "cub200", "eat", "mi", 5)
+        for device in ("cuda", "cpu")
+    )
+    assert cuda.passes > cpu.passes
+
+
 def test_throughput_scales_with_the_pixel_count(paper):
     config = with_changes(paper, {"datasets.cub200.image_size": 112})
     assert resources.throughput(config, "cub200", "resnet50") == pytest.approx(
@@ -170,6 +185,21 @@ def test_every_defense_method_has_a_training_cost(paper):
         for dataset in paper["datasets"]:
             minutes = resources.train_runtime(paper, dataset, "resnet50", defense)
             assert 0 < minutes < 7 * 24 * 60, (dataset, defense, minutes)
+
+
+def test_hm_costs_what_its_anchors_per_batch_make(paper):
+    """f + T/N (3 (S g + 1) + 2): PGD and the update on 3 images per anchor, ICS on 2; the
+    paper's HM samples class pairs (T = N/2), random batches have at most T = N."""
+    from robdml.config import defense_spec
+
+    params, cost = defense_spec(paper, "cub200", "hm"), paper["resources"]["pass_cost"]
+    assert params["batches"] == "class_pairs"
+    per_anchor = 3 * (params["attack"]["steps"] * cost["input_gradient"] + 1) + 2
+    assert resources.train_passes(params, cost) == pytest.approx(cost["forward"] + per_anchor / 2)
+    random_batches = {key: value for key, value in params.items() if key != "batches"}
+    assert resources.train_passes(random_batches, cost) == pytest.approx(
+        cost["forward"] + per_anchor
+    )
 
 
 def test_a_dataset_without_counts_is_one_line(paper):

@@ -220,6 +220,7 @@ def tiny_config() -> dict:
     config["ensemble_members"] = {"evaluate": False, "attacks": []}
     config["report"]["tsne"] |= {"defenses": [defense], "attack": attack}
     config["evaluation"]["eps_255"] = TIME_LIMITED_EPS
+    config["sanity"]["breaking_eps_255"] = None  # not in the sweep: check (a)'s near chance
     config["evaluation"]["chance_repeats"] = 1
     resources = config["resources"]
     resources["mem_mb"] |= {"small": 1000, "prepare": 2000, "torch": 1500}  # <= 2 GB

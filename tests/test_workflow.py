@@ -237,6 +237,7 @@ def tiny_demo(tmp_path_factory):
     for method in config["attack_methods"].values():
         method["steps"] = 2
     config["evaluation"]["eps_255"] = [4, 8]
+    config["sanity"]["breaking_eps_255"] = None  # no 64/255: check (a)'s near chance not run
     config["report"]["main_eps_255"] = 8
     config["report"]["tsne"]["defenses"] = ["vanilla", "pgd_at"]
     config["attacks"] = {"centroid": {"method": "centroid"}, "mi": {"method": "mi"}}
@@ -290,6 +291,8 @@ def test_demo_writes_tables_figures_and_metrics_with_provenance(tiny_demo):
     checks = " ".join(sanity["check"])
     assert "a: non-increasing" in checks and "b: steps_factor 2 at eps 8" in checks
     assert "c: white-box" in checks
+    chance = sanity[sanity["check"].str.startswith("a: near chance")]
+    assert len(chance) == 6 and chance["value"].str.startswith("not run").all()  # 3 models x 2
     assert set(sanity["threat_model"]) == {"label-free", "label-aware"}
     assert {"label-free NMI", "label-aware NMI"} <= set(main.columns)
     assert sanity["passed"].dtype == bool

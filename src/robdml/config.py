@@ -34,7 +34,14 @@ class ConfigError(ValueError):
 
 
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
-    return yaml.load(Path(path).read_text(), Loader=FAST_SAFE_LOADER)
+    """The config schema, with the keys every defense method takes (`$defs/defense_shared`,
+    declared there once) added to each method's definition."""
+    schema = yaml.load(Path(path).read_text(), Loader=FAST_SAFE_LOADER)
+    shared = schema["$defs"]["defense_shared"]["properties"]
+    for method in schema["properties"]["defense_methods"]["properties"].values():
+        definition = schema["$defs"][method["$ref"].removeprefix("#/$defs/")]
+        definition["properties"] = {**shared, **definition["properties"]}
+    return schema
 
 
 def validate_config(config: dict, schema: dict, source: str = "config") -> dict:
@@ -76,6 +83,12 @@ def validate_config(config: dict, schema: dict, source: str = "config") -> dict:
     main_eps = config["report"]["main_eps_255"]
     if main_eps not in config["evaluation"]["eps_255"]:
         raise ConfigError(f"{source}: report.main_eps_255: {main_eps} is not in evaluation.eps_255")
+    breaking_eps = config["sanity"]["breaking_eps_255"]
+    if breaking_eps is not None and breaking_eps not in config["evaluation"]["eps_255"]:
+        raise ConfigError(
+            f"{source}: sanity.breaking_eps_255: {breaking_eps} is not in evaluation.eps_255"
+            " (add it there, or set it to null: check (a)'s near-chance half is then not run)"
+        )
     resources = config["resources"]
     if resources["time_limit_min"] <= resources["startup_min"]:
         raise ConfigError(
@@ -191,13 +204,29 @@ def keep_source_raw_files(config: dict) -> None:
 
 
 def check_suites(config: dict, source: str) -> None:
-    """A label-free suite must not contain an attack that reads the true test labels."""
+    """A label-free suite must not contain an attack that reads the true test labels; the
+    attacks crafted on a member or on another model are suite attacks, so that they count in
+    the worst case of the threat models they belong to (robdml.worst_case); the attacker's
+    k-means seed is not one the evaluation scores with (it would know the scorer's clusters)."""
     for name in config["attack_suites"]["label_free"]:
         if reads_true_labels(config["attacks"][name]):
             raise ConfigError(
                 f"{source}: attack_suites.label_free: {name!r} reads the true test labels "
                 "(label-aware); move it to attack_suites.label_aware"
             )
+    for where in ("transfer", "ensemble_members"):
+        for name in config[where]["attacks"]:
+            if name not in suite_attacks(config):
+                raise ConfigError(
+                    f"{source}: {where}.attacks: {name!r} is in no attack suite, so it would "
+                    "count in no worst case; add it to attack_suites"
+                )
+    evaluation = config["evaluation"]
+    if evaluation["attack_kmeans_seed"] in evaluation["kmeans_seeds"]:
+        raise ConfigError(
+            f"{source}: evaluation.attack_kmeans_seed: {evaluation['attack_kmeans_seed']} is "
+            "also in evaluation.kmeans_seeds; the attacker must not share the scorer's k-means"
+        )
 
 
 def suite_attacks(config: dict) -> list[str]:

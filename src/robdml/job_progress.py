@@ -1,6 +1,7 @@
-"""The progress of one attack or transfer job, kept between attempts so that a job killed at its
-time limit or preempted loses at most one unit of work: for an attack job the clean test set or
-one attack at one eps, for a transfer job one adversarial set on one target model.
+"""The progress of one attack, members or transfer job, kept between attempts so that a job
+killed at its time limit or preempted loses at most one unit of work: for an attack job the
+clean test set or one attack at one eps, for a members job the same on one member, for a
+transfer job one adversarial set on one target model.
 
 Snakemake deletes a job's declared outputs before it runs the job again, so the progress lives
 in a directory of its own (like training's checkpoint), checked against a manifest of
@@ -20,7 +21,8 @@ from robdml.io import package_versions, sha256sum, write_json
 
 log = logging.getLogger(__name__)
 
-# a unit: (attack, eps) of an attack job; (attack, eps, target: 'vanilla/seed1') of a transfer job
+# a unit: (attack, eps) of an attack job; (attack, eps, member: 'member0') of a members job;
+# (attack, eps, target: 'vanilla/seed1') of a transfer job
 Unit = tuple[str, float] | tuple[str, float, str]
 CLEAN = ("clean", 0.0)  # an attack job's clean record: a unit of its own
 # what differs, in words, when a progress directory's manifest is not the job's (either kind)
@@ -75,10 +77,9 @@ def transfer_job_manifest(
 
 
 def describe(unit: Unit) -> str:
-    if unit == CLEAN:
-        return "the clean test set"
     name, eps, *target = unit
-    return f"{name} at eps {eps:g}/255" + (f" on {target[0]}" if target else "")
+    what = "the clean test set" if name == CLEAN[0] else f"{name} at eps {eps:g}/255"
+    return what + (f" on {target[0]}" if target else "")
 
 
 class JobProgress:

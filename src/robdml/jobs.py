@@ -164,7 +164,7 @@ def members_job_spec(config: dict, defense: str) -> dict:
         "members": members(config, defense),
         "clean": config["ensemble_members"]["evaluate"],
         "attacks": [
-            {"name": a, "spec": attack_spec(config, a), "eps_255": [main_eps(config)]}
+            {"name": a, "spec": attack_spec(config, a), "eps_255": attack_eps(config, a)}
             for a in config["ensemble_members"]["attacks"]
         ],
     }

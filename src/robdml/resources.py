@@ -104,12 +104,12 @@ TRAIN_PASSES: dict[str, Passes] = {
     "mart": lambda p, c: p["attack"]["steps"] * c["input_gradient"] + 2,
     "est": lambda p, c: c["forward"] + p["attack"]["steps"] * c["input_gradient"] + 1,
     "act": lambda p, c: p["attack"]["steps"] * c["input_gradient"] + 1,
-    # upper bound: every sample an anchor, so PGD and the update run on 3 images per sample,
-    # ICS adds the clean anchors and positives
+    # PGD and the update on 3 images per anchor, ICS on the clean anchors and positives:
+    # class-paired batches have N/2 anchors; random ones at most N (every sample an anchor)
     "hm": lambda p, c: (
         c["forward"]
-        + 3 * (p["attack"]["steps"] * c["input_gradient"] + 1)
-        + 2 * (p["ics_weight"] > 0)
+        + (0.5 if p.get("batches") == "class_pairs" else 1)
+        * (3 * (p["attack"]["steps"] * c["input_gradient"] + 1) + 2 * (p["ics_weight"] > 0))
     ),
     "adp": lambda p, c: p["members"],
     "gal": lambda p, c: p["members"] * c["double_backprop"],
@@ -129,16 +129,22 @@ def train_passes(params: dict, cost: dict) -> float:
     return float(TRAIN_PASSES[method](params, cost))
 
 
-def attack_work(params: dict, n_eps: int, cost: dict) -> tuple[float, int]:
+def attack_work(
+    params: dict, n_eps: int, cost: dict, bf16_crafting: bool = False
+) -> tuple[float, int]:
     """(passes per test image for one model, k-means runs) of one attack job over `n_eps` eps,
     as robdml.attacks.runner runs it: the clean embedding and objective once; per eps and
     restart `steps` PGD steps, an objective or embedding pass per round, and for re-fitting
     attacks a k-means per round (none when there is one restart of one round). Attacks with
-    a clustering context (`kmeans_n_init`) run the clean k-means once."""
+    a clustering context (`kmeans_n_init`) run the clean k-means once. APGD crafting under
+    bf16 (`bf16_crafting`) adds an fp32 forward per step, the values it decides on."""
     steps, restarts = params["steps"], params["restarts"]
     refits = "refit_every" in params
     rounds = math.ceil(steps / params["refit_every"]) if refits else 1
-    per_eps = restarts * steps * cost["input_gradient"] + (2 + restarts * rounds) * cost["forward"]
+    step = cost["input_gradient"]
+    if bf16_crafting and params["schedule"] == "apgd":
+        step += cost["forward"]
+    per_eps = restarts * steps * step + (2 + restarts * rounds) * cost["forward"]
     passes = 2 * cost["forward"] + n_eps * per_eps
     n_init = params.get("kmeans_n_init", 0)
     kmeans = n_init  # the clean context
@@ -213,7 +219,9 @@ def crafting_work(
     config: dict, dataset: str, defense: str, attack: str, n_eps: int, member: bool = False
 ) -> Work:
     """One attack over `n_eps` eps on the test set, on the whole model or one `member` alone."""
-    passes, kmeans = attack_work(config["attacks"][attack], n_eps, config["resources"]["pass_cost"])
+    bf16 = config["device"] == "cuda" and config["gpu"]["autocast_bf16"]
+    params, cost = config["attacks"][attack], config["resources"]["pass_cost"]
+    passes, kmeans = attack_work(params, n_eps, cost, bf16)
     models = 1 if member else jobs.members(config, defense)
     return Work(counts(config, dataset)["test_images"] * models * passes, kmeans)
 
@@ -246,13 +254,14 @@ def attack_job_work(config: dict, dataset: str, backbone: str, defense: str, job
 
 
 def members_job_work(config: dict, dataset: str, defense: str) -> Work:
-    """An ensemble's members job: per member its clean evaluation and each member attack
-    (crafted on the member, evaluated on the ensemble)."""
+    """An ensemble's members job: per member its clean evaluation and each member attack over
+    its eps (crafted on the member, evaluated on the ensemble)."""
     spec = jobs.members_job_spec(config, defense)
     per_member = spec["clean"] * evaluation_work(config, dataset, defense, 1, member=True)
     for attack in spec["attacks"]:
-        per_member += crafting_work(config, dataset, defense, attack["name"], 1, member=True)
-        per_member += evaluation_work(config, dataset, defense, 1)
+        n_eps = len(attack["eps_255"])
+        per_member += crafting_work(config, dataset, defense, attack["name"], n_eps, member=True)
+        per_member += evaluation_work(config, dataset, defense, n_eps)
     return spec["members"] * per_member
 
 

@@ -5,7 +5,7 @@ evaluate them in the same process, so a set is written only where a later job re
   evaluated on the model (white-box) and, at the main eps, on each ensemble member alone.
   A killed job resumes after the units it finished (robdml.job_progress).
 - `members_job`: an ensemble's members alone on the clean test set, and attacks crafted on
-  one member evaluated on the whole ensemble.
+  one member evaluated on the whole ensemble; it resumes like an attack job.
 - `transfer_job`: the adversarial sets crafted on one model evaluated on the models they
   target (black-box transfer); it resumes like an attack job.
 Each returns its metrics records (robdml.evaluation).
@@ -25,7 +25,7 @@ from robdml.adversarial import (
     save_adversarial_set,
     set_name,
 )
-from robdml.attacks.runner import attack_each_eps, attack_test_set
+from robdml.attacks.runner import attack_each_eps
 from robdml.evaluation import ids_of, record
 from robdml.fast_path import FastPath
 from robdml.io import spec_hash
@@ -110,33 +110,49 @@ def members_job(
     model_ids: dict,
     device: torch.device,
     fast_path: FastPath,
+    progress: JobProgress,
 ) -> list[dict]:
-    """Records of an ensemble's members job (`job`: robdml.jobs.members_job_spec)."""
+    """Records of an ensemble's members job (`job`: robdml.jobs.members_job_spec): per member,
+    the member alone on the clean test set and every member attack at each of its eps, crafted
+    on that member and evaluated on the whole ensemble (robdml.worst_case counts them). Each
+    unit (one member's clean set; one attack at one eps on one member) is saved in `progress`
+    as soon as it is done and not run again, as in `attack_job`."""
     measure = partial(record, split=split, spec=evaluation, device=device)
     ensemble, ensemble_spec = load(None)
-    records = []
+    units = []
     for index in range(job["members"]):
+        member = f"member{index}"
+        units += [(CLEAN[0], CLEAN[1], member)] if job["clean"] else []
+        units += [(a["name"], float(eps), member) for a in job["attacks"] for eps in a["eps_255"]]
+    to_do = progress.unfinished(units)
+    for index in range(job["members"]):
+        source = f"member{index}"
+        if not any(unit[2] == source for unit in to_do):
+            continue
         member, member_spec = load(index)
         attacked, _ = load(index)  # crafted on this copy, measured with the plain one
-        source = f"member{index}"
-        if job["clean"]:
+        if (CLEAN[0], CLEAN[1], source) in to_do:
             ids = ids_of(model_ids, "clean", 0, "member", source)
-            records.append(measure(member, member_spec, split["images"], ids=ids))
+            records = [measure(member, member_spec, split["images"], ids=ids)]
+            progress.save((CLEAN[0], CLEAN[1], source), records, False)
         for attack in job["attacks"]:
             name, spec = attack["name"], attack["spec"]
-            results = attack_test_set(
-                attacked, split["images"], split["labels"], spec, attack["eps_255"],
+            eps_to_do = [eps for eps in attack["eps_255"] if (name, float(eps), source) in to_do]
+            if not eps_to_do:
+                continue
+            for result in attack_each_eps(
+                attacked, split["images"], split["labels"], spec, eps_to_do,
                 spec["attacker_seed"], spec["batch_size"], device, fast_path,
-            )  # fmt: skip
-            for result in results:
+            ):  # fmt: skip
+                eps = result["eps_255"]
                 described = attack_record(
                     result | {"attack": spec, "source_model_spec_hash": spec_hash(member_spec)}
                 )
-                ids = ids_of(model_ids, name, result["eps_255"], "member_attack", source)
-                records.append(
-                    measure(ensemble, ensemble_spec, result["images"], ids=ids, attack=described)
-                )
-    return records
+                ids = ids_of(model_ids, name, eps, "member_attack", source)
+                measured = measure(ensemble, ensemble_spec, result["images"], ids=ids,
+                                   attack=described)  # fmt: skip
+                progress.save((name, float(eps), source), [measured], False)
+    return [entry for unit in units for entry in progress.records(unit)]
 
 
 def transfer_job(

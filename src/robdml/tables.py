@@ -26,7 +26,7 @@ import pandas as pd
 from robdml.io import atomic_write
 from robdml.provenance import provenance_text
 from robdml.table_format import Table
-from robdml.worst_case import LABEL_FREE, MODEL, threat_models, worst_case
+from robdml.worst_case import LABEL_FREE, MODEL, WHITEBOX, threat_models, worst_case
 
 IDS = ["dataset", "backbone", "defense", "seed", "threat", "source", "attack", "eps_255"]
 GROUP = ["dataset", "backbone", "defense"]
@@ -266,9 +266,11 @@ def main_table(
     )
     caption = (
         f"Clean vs adversarial metrics at eps {eps_255:g}/255: the worst case per metric and "
-        f"seed over each threat model's attack suite ({suite_text}); label-aware attackers also "
-        f"know the true test labels. {run_text(grid, kmeans_seeds, long)} Bold: the highest "
-        "mean per column and dataset/backbone."
+        f"seed over each threat model's attack suite ({suite_text}), crafted on the model, on "
+        "one of an ensemble's members or on a transfer source (attacks.md names the one behind "
+        "each NMI); label-aware attackers also know the true test labels. "
+        f"{run_text(grid, kmeans_seeds, long)} Bold: the highest mean per column and "
+        "dataset/backbone."
     )
     notes = missing_runs(long, grid, eps_255, suites)
     return Table("main", caption, mean, std, text, best, notes, groups=groups)
@@ -299,7 +301,8 @@ def attacks_table(
     suite_text = "; ".join(f"{name}: {', '.join(a)}" for name, a in threat_models(suites).items())
     caption = (
         f"NMI under every white-box attack at eps {eps_255:g}/255 and the attack that is most "
-        f"often the worst case (NMI) per threat model ({suite_text}). "
+        f"often the worst case (NMI) per threat model ({suite_text}; 'on member1': crafted on "
+        "that member of the ensemble, 'on vanilla/seed1': on that transfer source). "
         f"{run_text(grid, kmeans_seeds, long)} Bold: the highest mean per column and "
         "dataset/backbone."
     )
@@ -329,7 +332,7 @@ def transfer_table(
         f"from {source}": seed_stats(rows[rows["source_defense"] == source], "nmi")
         for source in sources
     }
-    white = at_eps(worst_case(long, threat_models(suites)[LABEL_FREE]), eps_255)
+    white = at_eps(worst_case(long, threat_models(suites)[LABEL_FREE], attackers=WHITEBOX), eps_255)
     columns["white-box label-free"] = seed_stats(white, "nmi")
     mean, std = stats_table(index, columns)
     attacks = sorted(rows["attack"].unique())
@@ -441,10 +444,6 @@ def cost_table(cost: pd.DataFrame, grid: Grid) -> Table:
     return Table("cost", caption, mean, std, text, best, notes, decimals=2)
 
 
-def label_free_worst(long: pd.DataFrame, eps_255: float, suites: dict) -> pd.DataFrame:
-    return at_eps(worst_case(long, suites["label_free"]), eps_255)
-
-
 def paired_table(
     long: pd.DataFrame, eps_255: float, baselines: list[str], suites: dict
 ) -> pd.DataFrame:
@@ -475,17 +474,19 @@ def paired_table(
 
 
 def members_table(long: pd.DataFrame, eps_255: float, suites: dict) -> pd.DataFrame:
-    """Per ensemble: its clean and worst-case white-box NMI next to its members alone (mean over
-    members; on the clean test set and on the ensemble's adversarial sets) and the strongest
-    single-member attack (examples crafted on one member, evaluated on the ensemble; minimum
-    over members and attacks). Mean ± std over seeds. Empty without ensembles."""
+    """Per ensemble: its clean and label-free white-box worst-case NMI (attacks crafted on the
+    ensemble itself) next to its members alone (mean over members; on the clean test set and
+    on the ensemble's adversarial sets) and the strongest single-member attack (examples
+    crafted on one member, evaluated on the ensemble; minimum over members and attacks).
+    Mean ± std over seeds. Empty without ensembles."""
     model = GROUP + ["seed"]
     member = long[long["threat"] == "member"]
     if member.empty:
         return pd.DataFrame(columns=GROUP)
     ensembles = member[GROUP].drop_duplicates()
     clean = long[long["threat"] == "clean"].merge(ensembles, on=GROUP)
-    adversarial = label_free_worst(long, eps_255, suites).merge(ensembles, on=GROUP)
+    white = worst_case(long, suites["label_free"], attackers=WHITEBOX)
+    adversarial = at_eps(white, eps_255).merge(ensembles, on=GROUP)
     member_clean = member[member["attack"] == "clean"].groupby(model)["nmi"].mean()
     member_adversarial = (
         member[(member["attack"] != "clean") & (member["eps_255"] == eps_255)]

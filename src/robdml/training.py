@@ -2,7 +2,8 @@
 
 AdamW with three parameter groups (trunks, heads, proxies at lr x multiplier), warm-up epochs
 that train only heads and proxies, step decay, BatchNorm freezing, gradient value clipping,
-a checkpoint after every epoch and exact resume (all randomness of an epoch is drawn from a
+batches sampled as the defense asks (`robdml.data.batches`: random or class pairs), a
+checkpoint after every epoch and exact resume (all randomness of an epoch is drawn from a
 generator seeded by (seed, epoch)).
 """
 
@@ -15,6 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from robdml.data.batches import epoch_batches
 from robdml.defenses import Defense, StepContext, build_defense
 from robdml.fast_path import FastPath, configure_fast_path
 from robdml.io import UnreadableFileError, spec_hash, torch_load, torch_save
@@ -89,7 +91,7 @@ def train(
         set_epoch(members, optimizer, recipe, epoch)
         epoch_generator = generator(seed, epoch)
         step = StepContext(members, pal_losses, epoch_generator, seed, epoch, recipe["epochs"])
-        batches = epoch_batches(len(labels), recipe["batch_size"], epoch_generator)
+        batches = epoch_batches(defense.batches, labels, recipe["batch_size"], epoch_generator)
         sampler.batches = batches
         total = 0.0
         description = f"epoch {epoch + 1}/{recipe['epochs']}"
@@ -158,15 +160,6 @@ class EpochBatches:
 
     def __len__(self) -> int:
         return len(self.batches)
-
-
-def epoch_batches(n: int, batch_size: int, epoch_generator: torch.Generator) -> list[list]:
-    """Shuffled full batches of (sample index, per-sample augmentation seed); the last partial
-    batch is dropped (Proxy Anchor batches should not be tiny)."""
-    order = torch.randperm(n, generator=epoch_generator)
-    seeds = torch.randint(0, 2**62, (n,), generator=epoch_generator)
-    keys = list(zip(order.tolist(), seeds.tolist(), strict=True))
-    return [keys[start : start + batch_size] for start in range(0, n - batch_size + 1, batch_size)]
 
 
 def make_optimizer(members: list[nn.Module], pal_losses: list[nn.Module], recipe: dict):

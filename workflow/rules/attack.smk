@@ -1,7 +1,9 @@
 """Attacks and their evaluation, per trained model (robdml.jobs): one job per group of attacks
 crafts each attack at its eps and evaluates every set it crafts (white-box; ensemble members
-alone at the main eps); an ensemble's members job; a transfer source's transfer job. Each
-writes one metrics JSON; adversarial sets are written only where a later job reads them.
+alone at the main eps); an ensemble's members job (attacks crafted on each member at every eps,
+evaluated on the ensemble); a transfer source's transfer job. Each writes one metrics JSON;
+adversarial sets are written only where a later job reads them; each resumes where a killed
+attempt stopped.
 """
 
 ATTACK_RETRIES = resume_retries(
@@ -17,7 +19,13 @@ TRANSFER_RETRIES = resume_retries(
     for ids in sized(TRANSFER_SOURCES)
 )
 
-warn_about_unresumable_jobs()
+MEMBERS_RETRIES = resume_retries(
+    cost_model.members_job_seconds(
+        config, ids["dataset"], ids["backbone"], ids["defense"]
+    )
+    for ids in sized(MODEL_IDS)
+    if ids["defense"] in MEMBERS_JOB_DEFENSES
+)
 
 
 rule attack:
@@ -73,6 +81,7 @@ rule attack_members:
         f"{BENCHMARKS}/attack/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/members.tsv"
     wildcard_constraints:
         defense=one_of(MEMBERS_JOB_DEFENSES),
+    retries: MEMBERS_RETRIES
     conda:
         "../../envs/torch.yaml"
     threads: config["threads"]
@@ -90,10 +99,13 @@ rule attack_members:
         ids=model_ids,
         seed=config["evaluation"]["attack_kmeans_seed"],
         device=device_option(config),
+        # finished (attack, eps, member) units, kept across attempts (as the attack rule's)
+        progress=f"{METRICS}/members.progress",
     shell:
         "python {input.script:q} --job {params.job:q} --evaluation {params.evaluation:q}"
         " --ids {params.ids:q} --seed {params.seed} --model {input.model:q} --data {input.data:q}"
-        " --metrics {output:q} --device {params.device} --threads {threads} > {log:q} 2>&1"
+        " --metrics {output:q} --progress {params.progress:q} --device {params.device}"
+        " --threads {threads} > {log:q} 2>&1"
 
 
 rule transfer:

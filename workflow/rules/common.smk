@@ -285,31 +285,11 @@ def sized(model_ids):
 
 
 def resume_retries(seconds):
-    """`retries:` of a resumable rule (train, attack, transfer) whose longest job, of
+    """`retries:` of a resumable rule (train, attack, members, transfer) whose longest job, of
     `seconds` of work, needs several time-limited attempts: as many as it takes, plus one
     for a failure. None (the profile's `retries`) when every job fits the limit."""
     needed = max(map(partial(cost_model.attempts, config), seconds), default=1)
     return needed if needed > 1 else None
-
-
-def warn_about_unresumable_jobs():
-    """One line when a members job (it does not resume: minutes to hours of work) may not fit
-    the time limit, so a user who lowered `time_limit_min` hears it before submitting.
-    """
-    limit = config["resources"]["time_limit_min"]
-    for ids in sized(MODEL_IDS):
-        if ids["defense"] not in MEMBERS_JOB_DEFENSES:
-            continue
-        w = [ids["dataset"], ids["backbone"], ids["defense"]]
-        needed = cost_model.unlimited_minutes(
-            config, cost_model.members_job_seconds(config, *w)
-        )
-        if needed > limit:
-            logger.warning(
-                f"resources.time_limit_min: {limit} min, but the members job of "
-                f"{'/'.join(w)} may need {needed} and cannot resume: raise the limit"
-            )
-            return
 
 
 def as_json(spec):

@@ -6,6 +6,13 @@ Two step rules: `sign` (Madry et al.: fixed step, sign of the gradient, last ite
 (Croce & Hein, ICML 2020, "Reliable evaluation of adversarial robustness with an ensemble of
 diverse parameter-free attacks": step 2 radius, momentum 0.75, step halving at checkpoints where
 progress stalled, restart from the best point; returns the per-sample best iterate).
+
+APGD follows the paper where its reference code (fra31/auto-attack, `autopgd_base.py`) differs:
+checkpoints at the paper's fractions p_j rounded up (the code rounds each interval down:
+int(0.22 n) steps, then 0.03 n fewer each time, at least int(0.06 n)); the first halving
+condition strict (fewer than rho x interval improving steps; the code halves at <=); the
+second (step kept and best value not risen since the last checkpoint) active from the first
+checkpoint (the code's starts at the second).
 """
 
 import math
@@ -38,12 +45,15 @@ def pgd(
     generator: torch.Generator | None,
     schedule: str = "sign",
     start: torch.Tensor | None = None,
+    exact: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Maximise the per-sample `objective(x)` over the radius ball.
 
     Starts at `start` if given, else at a random point when a generator is given, else at the
     clean images. Only the input gradient is taken (`autograd.grad`), so model weights get no
-    `.grad`. `schedule='apgd'` ignores `step_size` (APGD sets its own).
+    `.grad`. `schedule='apgd'` ignores `step_size` (APGD sets its own) and, given `exact`,
+    decides on its values (best point, step halving) while following `objective`'s gradient:
+    a bf16 gradient pass then leaves the decisions to fp32, not to bf16 rounding.
     """
     if radius == 0 or steps == 0:
         return clean.detach().clone()
@@ -55,18 +65,22 @@ def pgd(
     else:
         adversarial = clean.clone()
     if schedule == "apgd":
-        return apgd(objective, clean, adversarial, radius, steps)
+        return apgd(objective, clean, adversarial, radius, steps, exact)
     for _ in range(steps):
         _, gradient = value_and_gradient(objective, adversarial)
         adversarial = project(adversarial + step_size * gradient.sign(), clean, radius)
     return adversarial
 
 
-def value_and_gradient(objective, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample objective values and the input gradient of their sum, both detached."""
+def value_and_gradient(objective, x: torch.Tensor, exact=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample objective values (`exact`'s, when given) and the input gradient of the
+    objective's sum, both detached."""
     x = x.detach().requires_grad_(True)
     value = objective(x)
     (gradient,) = torch.autograd.grad(value.sum(), x)
+    if exact is not None:
+        with torch.no_grad():
+            value = exact(x.detach())
     return value.detach(), gradient.detach()
 
 
@@ -79,12 +93,13 @@ def apgd_checkpoints(steps: int) -> list[int]:
     return sorted({math.ceil(round(f * steps, 6)) for f in fractions if 0 < f <= 1})
 
 
-def apgd(objective, clean, start, radius: float, steps: int) -> torch.Tensor:
-    """APGD with per-sample step sizes; returns the per-sample best point seen."""
+def apgd(objective, clean, start, radius: float, steps: int, exact=None) -> torch.Tensor:
+    """APGD with per-sample step sizes; returns the per-sample best point seen (by `exact`'s
+    values where given)."""
     view = (-1,) + (1,) * (clean.dim() - 1)
     step = torch.full((len(clean),), 2.0 * radius, device=clean.device)
     current = start
-    value, gradient = value_and_gradient(objective, current)
+    value, gradient = value_and_gradient(objective, current, exact)
     best, best_value, best_gradient = current.clone(), value.clone(), gradient.clone()
     previous = current
     successes = torch.zeros(len(clean), device=clean.device)
@@ -99,7 +114,7 @@ def apgd(objective, clean, start, radius: float, steps: int) -> torch.Tensor:
             radius,
         )
         previous, current = current, proposal
-        new_value, gradient = value_and_gradient(objective, current)
+        new_value, gradient = value_and_gradient(objective, current, exact)
         successes += (new_value > value).float()
         improved = new_value > best_value
         best[improved], best_value[improved] = current[improved], new_value[improved]

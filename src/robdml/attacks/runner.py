@@ -151,16 +151,21 @@ class Crafting:
         for index in tqdm(self.chunks, desc=self.params["method"], mininterval=10, disable=None):
             batch_context = context.batch(index, self.device)
 
-            def objective(x, batch_context=batch_context):
+            def objective(x, batch_context=batch_context):  # the model under the fast path
+                with self.fast_path.autocast():
+                    embeddings = self.model(x)
+                return self.attack.objective(embeddings.float(), batch_context)
+
+            def exact(x, batch_context=batch_context):  # APGD's decisions: fp32 throughout
                 return self.attack.objective(self.model(x), batch_context)
 
             clean = self.fast_path.batch(as_float(self.resident[index]))
-            with self.fast_path.autocast():
-                crafted[index] = pgd(
-                    objective, clean, ball, ball * self.params["step_fraction"], steps,
-                    start_generator, self.params["schedule"],
-                    None if start is None else self.fast_path.batch(start[index]),
-                ).cpu()  # fmt: skip
+            crafted[index] = pgd(
+                objective, clean, ball, ball * self.params["step_fraction"], steps,
+                start_generator, self.params["schedule"],
+                None if start is None else self.fast_path.batch(start[index]),
+                exact if self.fast_path.autocast_bf16 else None,
+            ).cpu()  # fmt: skip
         return crafted
 
     def deliver(self, adversarial: torch.Tensor, eps_255: float) -> torch.Tensor:

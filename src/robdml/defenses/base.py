@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robdml.attacks.pgd import pgd
+from robdml.data.batches import RANDOM
 from robdml.threat_model import radius
 
 
@@ -58,6 +59,12 @@ class Defense:
     @property
     def n_members(self) -> int:
         return self.params.get("members", 1)
+
+    @property
+    def batches(self) -> str:
+        """How the trainer samples this defense's batches (robdml.data.batches); a defense
+        whose config does not name it gets random ones."""
+        return self.params.get("batches", RANDOM)
 
     def member_masks(self, labels: torch.Tensor, seed: int) -> torch.Tensor:
         """Bool [N, members]: which training samples each member may learn from."""

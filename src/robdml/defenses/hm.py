@@ -36,13 +36,19 @@ embeddings, torch's `pairwise_distance`; margin m = `triplet_margin`):
 Differences from RobRank, with their reasons:
 - The update's loss is member 0's Proxy Anchor loss on the 3T perturbed images with their
   labels (plus ICS), not the triplet loss: every defense here trains Proxy Anchor models.
-- Batches are random, not SPC-2 pairs: every sample with another sample of its class in the
-  batch is an anchor (RobRank: the even half of an SPC-2 batch), the rest are skipped, so
-  a PGD step costs up to 3N images (RobRank's 1.5N). An anchor's positive is a random other
-  same-class sample, shared by the source and the destination triplets as SPC-2's pair is
-  (softhard mines its own); all draws come from `step.generator`. Softhard never takes the
-  anchor as its own positive (RobRank's candidates include it). A batch without any anchor
-  trains on the clean Proxy Anchor loss.
+- Batches: the config's HM samples RobRank's SPC-2 batches (`batches: class_pairs`,
+  `robdml.data.batches`): the anchors are the first image of each pair and their positives
+  its partner, T = N/2 and a PGD step runs on 1.5N images, as in RobRank. The sampler's
+  differences: a partner is another image of the class (RobRank's may be the anchor's own
+  image, a second view of it), an image whose class has no other is never drawn, and an epoch
+  is half of RobRank's (N images; RobRank halves its SPC-2 losses' epochs). With random
+  batches (`batches: random`) every sample with another sample of its class in the batch is
+  an anchor, its positive a random one of those, the rest are skipped: on In-Shop about 4 %
+  of a batch of 180 (benchmarks/hm_anchors.py), up to 3N images per PGD step; a batch
+  without any anchor trains on the clean Proxy Anchor loss. Either way the positive is
+  shared by the source and the destination triplets, as SPC-2's pair is (softhard mines its
+  own, never the anchor itself: RobRank's candidates include it); all draws come from
+  `step.generator`.
 - The gradual adversary follows the triplet loss on the perturbed triplets (computed without
   gradient, not trained on), so that m keeps its meaning; the Proxy Anchor loss has another
   scale. Its memory lasts one StepContext, i.e. one epoch of `robdml.training.train`, and
@@ -58,6 +64,7 @@ import torch
 import torch.nn.functional as F
 
 from robdml.attacks.pgd import pgd
+from robdml.data.batches import CLASS_PAIRS
 from robdml.defenses.base import Defense, StepContext, eval_mode
 from robdml.threat_model import radius
 
@@ -148,6 +155,25 @@ def mine(
     return anchors, positives, negatives
 
 
+def anchors_and_positives(
+    labels: torch.Tensor, batches: str, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(anchors, positives) of a batch sampled as `batches`. Class pairs: RobRank's SPC-2, the
+    first image of each pair and its partner. Random: every sample with another sample of its
+    class in the batch, and one of those drawn at random; None when no sample has one."""
+    if batches == CLASS_PAIRS:
+        anchors = torch.arange(0, len(labels), 2, device=labels.device)
+        if len(labels) % 2 or (labels[anchors] != labels[anchors + 1]).any():
+            raise ValueError("HM with class_pairs batches got a batch of other than class pairs")
+        return anchors, anchors + 1
+    eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    same_others = (labels[:, None] == labels[None, :]) & ~eye
+    anchors = same_others.any(dim=1).nonzero().squeeze(1)
+    if len(anchors) == 0:
+        return None
+    return anchors, random_choice(same_others[anchors], generator)
+
+
 class HardnessManipulation(Defense):
     def __init__(self, params: dict):
         super().__init__(params)
@@ -164,12 +190,10 @@ class HardnessManipulation(Defense):
     ) -> tuple[Triplets, torch.Tensor] | None:
         """Source triplets and the destination hardness [T] from clean embeddings; None
         when no sample of the batch has a positive."""
-        eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
-        same_others = (labels[:, None] == labels[None, :]) & ~eye
-        anchors = same_others.any(dim=1).nonzero().squeeze(1)
-        if len(anchors) == 0:
+        pairs = anchors_and_positives(labels, self.batches, step.generator)
+        if pairs is None:
             return None
-        positives = random_choice(same_others[anchors], step.generator)
+        anchors, positives = pairs
         margin = self.params["triplet_margin"]
         args = (embeddings, labels, anchors, positives, margin, step.generator)
         source = mine(self.params["source"], *args)
