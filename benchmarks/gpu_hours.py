@@ -20,6 +20,7 @@ utilisation holds (an assumption unless measured: benchmarks/gpu_check.sh).
     python benchmarks/gpu_hours.py                        # the paper (config/config.yaml)
     python benchmarks/gpu_hours.py --configfile config/cub_quick.yaml
     python benchmarks/gpu_hours.py --all-configs          # every shipped config's totals
+    python benchmarks/gpu_hours.py --by job               # the paper, per kind of job
 
 Prints a table (defense, jobs, GPU jobs, requested and expected GPU-hours, job-hours) and a last
 line `RESULT total_gpu_hours=... expected_gpu_hours=... startup_gpu_hours=... jobs=...
@@ -141,14 +142,21 @@ def expected_minutes(config: dict, job: dict, work: resources.Work) -> float:
     return resources.expected_minutes(config, seconds)
 
 
-def summarize(config: dict, jobs: list[dict]) -> dict[str, dict]:
-    """Per defense (`(shared)` for jobs without one): jobs, GPU jobs, requested GPU-hours,
-    expected GPU-hours (of which start-up), job-hours. A job asks for its dry run's runtime
-    once per attempt its work needs."""
+def job_kind(job: dict) -> str:
+    """The kind of work a job does: its rule, and an attack job's group ('attack stronger')."""
+    group = job["wildcards"].get("job") if job["rule"] == "attack" else None
+    return f"{job['rule']} {group}" if group else job["rule"]
+
+
+def summarize(config: dict, jobs: list[dict], by: str = "defense") -> dict[str, dict]:
+    """Per defense (`(shared)` for jobs without one) or per job kind (`by='job'`): jobs, GPU
+    jobs, requested GPU-hours, expected GPU-hours (of which start-up), job-hours. A job asks
+    for its dry run's runtime once per attempt its work needs."""
     keys = ("jobs", "gpu_jobs", "gpu_hours", "expected_gpu_hours", "startup_gpu_hours", "job_hours")
     rows = defaultdict(lambda: dict.fromkeys(keys, 0))
     for job in jobs:
-        row = rows[job["wildcards"].get("defense", SHARED)]
+        key = job_kind(job) if by == "job" else job["wildcards"].get("defense", SHARED)
+        row = rows[key]
         work = job_work(config, job)
         hours = attempts(config, job, work) * job["resources"].get("runtime", 0) / 60
         gpus = job["resources"].get("gpu", 0)
@@ -176,12 +184,13 @@ def cells(row: dict) -> str:
     )
 
 
-def table(rows: dict[str, dict], defenses: list[str]) -> str:
-    """Markdown table, one row per defense in `defenses`' order, `(shared)` and the total last."""
+def table(rows: dict[str, dict], defenses: list[str], by: str = "defense") -> str:
+    """Markdown table, one row per defense in `defenses`' order (or per job kind, sorted),
+    `(shared)` and the total last."""
     order = [name for name in defenses if name in rows]
-    order += [name for name in rows if name not in order and name != SHARED]
+    order += sorted(name for name in rows if name not in order and name != SHARED)
     order += [SHARED] * (SHARED in rows)
-    lines = [f"| defense | {HEADER}", "|---|---:|---:|---:|---:|---:|"]
+    lines = [f"| {by} | {HEADER}", "|---|---:|---:|---:|---:|---:|"]
     for name, row in [*((name, rows[name]) for name in order), ("**total**", total(rows))]:
         lines.append(f"| {name} | {cells(row)}")
     return "\n".join(lines)
@@ -197,11 +206,12 @@ def result_line(rows: dict[str, dict]) -> str:
     )
 
 
-def plan(configfiles: list[str]) -> tuple[dict, dict[str, dict]]:
-    """(resolved config, rows per defense) of the grid of `configfiles` over the paper's."""
+def plan(configfiles: list[str], by: str = "defense") -> tuple[dict, dict[str, dict]]:
+    """(resolved config, rows per defense or job kind) of the grid of `configfiles` over the
+    paper's."""
     config = load_config(*configfiles)
     with tempfile.TemporaryDirectory() as workdir:
-        return config, summarize(config, parse_jobs(dry_run(configfiles, Path(workdir))))
+        return config, summarize(config, parse_jobs(dry_run(configfiles, Path(workdir))), by)
 
 
 def all_configs() -> None:
@@ -235,12 +245,16 @@ def main() -> None:
     parser.add_argument(
         "--all-configs", action="store_true", help="totals of every shipped config (config/)"
     )
+    parser.add_argument(
+        "--by", choices=["defense", "job"], default="defense", help="one row per defense or "
+        "per job kind (rule; an attack job's group: 'attack label_free')",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.all_configs:
         all_configs()
         return
-    config, rows = plan([str(Path(path).resolve()) for path in args.configfile])
-    print(table(rows, list(config["defenses"])))
+    config, rows = plan([str(Path(path).resolve()) for path in args.configfile], args.by)
+    print(table(rows, list(config["defenses"]) if args.by == "defense" else [], args.by))
     print(result_line(rows))
 
 

@@ -325,6 +325,22 @@ def test_gpu_hours_prints_the_dry_runs_requested_hours(planned, tmp_path):
     assert [row.split(" | ")[0].lstrip("| ") for row in table[2:-2]] == list(config["defenses"])
 
 
+def test_gpu_hours_by_job_kind_splits_the_same_totals():
+    """`--by job`: one row per rule (attack jobs per group), the same RESULT line."""
+    runs = [
+        subprocess.run(
+            [sys.executable, str(REPO / "benchmarks/gpu_hours.py"), "--configfile",
+             str(REPO / "config/demo.yaml"), *by],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip().splitlines()
+        for by in ([], ["--by", "job"])
+    ]  # fmt: skip
+    assert runs[0][-1] == runs[1][-1]
+    kinds = [row.split(" | ")[0].lstrip("| ") for row in runs[1][2:-2]]
+    assert {"train", "attack label_free", "attack label_aware", "attack_members"} <= set(kinds)
+    assert runs[1][0].startswith("| job | jobs |")
+
+
 # ------------------------------------------------------------------ the expected cost
 
 SHIPPED = sorted(path.name for path in (REPO / "config").glob("*.yaml"))
