@@ -283,7 +283,9 @@ def test_demo_writes_tables_figures_and_metrics_with_provenance(tiny_demo):
     assert set(transfer["source"]) == {"vanilla/seed0"}
     members = pd.read_csv(workdir / "results/tables/members.csv")
     assert list(members["defense"]) == ["eat2"]
-    assert {"members clean NMI", "single-member attack NMI"} <= set(members.columns)
+    assert {"members clean NMI", "label-free member attack NMI", "label-aware worst NMI"} <= set(
+        members.columns
+    )
     member_rows = long[long["threat"] == "member"]
     assert set(member_rows["source"]) == {"member0", "member1"}
     assert set(long.loc[long["attack"] == "centroid_steps2x", "eps_255"]) == {8}

@@ -8,7 +8,7 @@ import pytest
 
 from robdml.cards import model_card
 from robdml.sanity import sanity_table
-from robdml.tables import attacks_table, main_table
+from robdml.tables import attacks_table, main_table, members_table
 from robdml.worst_case import WHITEBOX, worst_case
 
 SUITES = {"label_free": ["random_target", "cluster_mi"], "label_aware": ["mi"]}
@@ -99,3 +99,19 @@ def test_on_a_tie_the_white_box_attack_is_named():
              0.6, 0.5), ("cluster_mi", "whitebox", "", 8, 0.6, 0.5)]  # fmt: skip
     worst = worst_case(ensemble_results(rows), SUITES["label_free"]).iloc[0]
     assert worst["nmi_attack"] == "cluster_mi" and worst["recall@1_attack"] == "cluster_mi"
+
+
+def test_the_members_table_shows_each_threat_models_worst_case_before_and_after():
+    """White-box alone, member attacks alone, and the worst case over both and transfer; a
+    second seed without member attacks averages what it has."""
+    second = ensemble_results([r for r in ROWS if r[1] in ("clean", "whitebox")])
+    long = pd.concat([ensemble_results(ROWS), second.assign(seed=1)], ignore_index=True)
+    row = members_table(long, 8, SUITES).iloc[0]
+    assert row["label-free white-box NMI"] == "0.650 ± 0.000"
+    assert row["label-free member attack NMI"] == "0.400"
+    assert row["label-free worst NMI"] == "0.525 ± 0.177"  # 0.40 and 0.65
+    assert row["label-aware white-box NMI"] == "0.600 ± 0.000"
+    assert row["label-aware member attack NMI"] == "0.300"
+    assert row["seeds"] == 2
+    assert "members clean NMI" not in row  # no member evaluated alone on the clean set
+    assert members_table(second, 8, SUITES).empty  # no member records: no ensemble

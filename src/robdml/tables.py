@@ -26,7 +26,14 @@ import pandas as pd
 from robdml.io import atomic_write
 from robdml.provenance import provenance_text
 from robdml.table_format import Table
-from robdml.worst_case import LABEL_FREE, MODEL, WHITEBOX, threat_models, worst_case
+from robdml.worst_case import (
+    ATTACKERS,
+    LABEL_FREE,
+    MODEL,
+    WHITEBOX,
+    threat_models,
+    worst_case,
+)
 
 IDS = ["dataset", "backbone", "defense", "seed", "threat", "source", "attack", "eps_255"]
 GROUP = ["dataset", "backbone", "defense"]
@@ -474,40 +481,40 @@ def paired_table(
 
 
 def members_table(long: pd.DataFrame, eps_255: float, suites: dict) -> pd.DataFrame:
-    """Per ensemble: its clean and label-free white-box worst-case NMI (attacks crafted on the
-    ensemble itself) next to its members alone (mean over members; on the clean test set and
-    on the ensemble's adversarial sets) and the strongest single-member attack (examples
-    crafted on one member, evaluated on the ensemble; minimum over members and attacks).
-    Mean ± std over seeds. Empty without ensembles."""
+    """Per ensemble (a model with member records): per threat model its worst-case NMI over
+    the attacks crafted on the ensemble itself (white-box), over those crafted on one member
+    and evaluated on the ensemble (minimum over members), and over both with transfer (the
+    worst case the other tables report); with `ensemble_members.evaluate`, the ensemble clean
+    next to its members alone (mean over members; clean and on the ensemble's adversarial
+    sets, label-free worst case). Mean ± std over seeds; empty without ensembles."""
     model = GROUP + ["seed"]
-    member = long[long["threat"] == "member"]
-    if member.empty:
+    ensembles = long[long["threat"].isin(["member", "member_attack"])][GROUP].drop_duplicates()
+    if ensembles.empty:
         return pd.DataFrame(columns=GROUP)
-    ensembles = member[GROUP].drop_duplicates()
-    clean = long[long["threat"] == "clean"].merge(ensembles, on=GROUP)
-    white = worst_case(long, suites["label_free"], attackers=WHITEBOX)
-    adversarial = at_eps(white, eps_255).merge(ensembles, on=GROUP)
-    member_clean = member[member["attack"] == "clean"].groupby(model)["nmi"].mean()
-    member_adversarial = (
-        member[(member["attack"] != "clean") & (member["eps_255"] == eps_255)]
-        .groupby(model + ["source"])["nmi"]
-        .min()
-        .groupby(model)
-        .mean()
-    )
-    from_member = long[(long["threat"] == "member_attack") & (long["eps_255"] == eps_255)]
-    per_seed = {
-        "ensemble clean NMI": clean.set_index(model)["nmi"],
-        "members clean NMI": member_clean,
-        "ensemble adv NMI": adversarial.set_index(model)["nmi"],
-        "members adv NMI": member_adversarial,
-    }
-    if not from_member.empty:
-        per_seed["single-member attack NMI"] = from_member.groupby(model)["nmi"].min()
-    frame = pd.DataFrame(per_seed).reset_index()
+    per_seed = {}
+    member = long[long["threat"] == "member"]
+    if not member.empty:
+        clean = long[long["threat"] == "clean"].set_index(model)["nmi"]
+        adversarial = member[(member["attack"] != "clean") & (member["eps_255"] == eps_255)]
+        adversarial = adversarial[adversarial["attack"].isin(suites["label_free"])]
+        per_seed["ensemble clean NMI"] = clean
+        per_seed["members clean NMI"] = (
+            member[member["attack"] == "clean"].groupby(model)["nmi"].mean()
+        )
+        per_seed["members adv NMI"] = (
+            adversarial.groupby(model + ["source"])["nmi"].min().groupby(model).mean()
+        )
+    for name, attacks in threat_models(suites).items():
+        for label, attackers in (
+            ("white-box", WHITEBOX), ("member attack", ("member_attack",)), ("worst", ATTACKERS)
+        ):  # fmt: skip
+            worst = at_eps(worst_case(long, attacks, attackers=attackers), eps_255)
+            per_seed[f"{name} {label} NMI"] = worst.set_index(model)["nmi"]
+    frame = pd.DataFrame(per_seed).reset_index().merge(ensembles, on=GROUP)
+    columns = [column for column in per_seed if frame[column].notna().any()]
     return (
         frame.groupby(GROUP)
-        .agg({column: mean_std for column in per_seed} | {"seed": "nunique"})
+        .agg({column: lambda v: mean_std(v.dropna()) for column in columns} | {"seed": "nunique"})
         .reset_index()
         .rename(columns={"seed": "seeds"})
     )
@@ -555,9 +562,12 @@ def write_tables(
         order_rows(members_table(long, eps_255, suites), grid),
         out_dir / "members.csv",
         out_dir / "members.md",
-        "Ensembles: the ensemble vs its members alone (mean over members), clean and on the "
-        f"ensemble's adversarial sets (label-free worst case, eps {eps_255:g}/255), and the "
-        "strongest single-member attack on the ensemble; mean ± std over seeds." + source,
+        f"Ensembles at eps {eps_255:g}/255, per threat model: the worst-case NMI over the "
+        "attacks crafted on the ensemble (white-box), over those crafted on one member and "
+        "evaluated on the ensemble (member attack), and over both and transfer (worst: the "
+        "main table's); where members are evaluated alone, the ensemble vs its members (mean "
+        "over members) clean and on the ensemble's adversarial sets (label-free worst case). "
+        "Mean ± std over seeds." + source,
     )
     write_csv_and_markdown(
         order_rows(paired_table(long, eps_255, baselines, suites), grid),
