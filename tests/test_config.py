@@ -432,3 +432,14 @@ def test_each_device_command_carries_its_own_fast_path_section(demo):
     paper = read_config()
     device, flag, settings = shlex.split(device_option(paper))
     assert (device, flag, json.loads(settings)) == ("cuda", "--fast", paper["gpu"])
+
+
+def test_class_pairs_with_an_odd_batch_is_one_line_before_any_training(schema, demo):
+    set_path(demo, "defenses.pgd_at.batches", "class_pairs")
+    validate_config(demo, schema, "mine.yaml")  # the demo's batches of 64 pair up
+    with pytest.raises(
+        ConfigError,
+        match=r"^mine\.yaml: recipes\.glyphs\.batch_size: 63 is "
+        r"odd, but 'pgd_at' trains on class pairs \(batches: class_pairs\)$",
+    ):
+        validate_config(set_path(demo, "recipes.glyphs.batch_size", 63), schema, "mine.yaml")

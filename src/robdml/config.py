@@ -77,6 +77,7 @@ def validate_config(config: dict, schema: dict, source: str = "config") -> dict:
     check_external_models(resolved, config["defenses"], source)
     keep_source_raw_files(resolved)
     check_suites(resolved, source)
+    check_class_pairs(resolved, source)
     stronger = resolved["sanity"]["stronger"]  # null: that variant is off (overlays merge)
     resolved["sanity"]["stronger"] = {kind: n for kind, n in stronger.items() if n is not None}
     resolved["attacks"] |= stronger_variants(resolved)
@@ -227,6 +228,20 @@ def check_suites(config: dict, source: str) -> None:
             f"{source}: evaluation.attack_kmeans_seed: {evaluation['attack_kmeans_seed']} is "
             "also in evaluation.kmeans_seeds; the attacker must not share the scorer's k-means"
         )
+
+
+def check_class_pairs(config: dict, source: str) -> None:
+    """A defense trained on class pairs (robdml.data.batches) needs even batches on every
+    dataset it runs on; said here rather than by its training job, hours later."""
+    paired = [name for name, p in config["defenses"].items() if p.get("batches") == "class_pairs"]
+    for dataset in config["datasets"]:  # the selected ones
+        where = f"recipes.{dataset}" if dataset in config["recipes"] else "training"
+        recipe = config["recipes"].get(dataset, config["training"])
+        if paired and recipe["batch_size"] % 2:
+            raise ConfigError(
+                f"{source}: {where}.batch_size: {recipe['batch_size']} is odd, but "
+                f"{paired[0]!r} trains on class pairs (batches: class_pairs)"
+            )
 
 
 def suite_attacks(config: dict) -> list[str]:
