@@ -1,14 +1,20 @@
-"""Cost and strength of every attack of the configured suites, against the 10-step `centroid`
-attack run in the same process on the same models.
+"""Cost and strength of the configured attack suites against a baseline configuration, run in
+the same process on the same models.
 
-For each trained model and each attack of `attack_suites` (plus `--extra` entries): seconds,
-forward+backward passes through the model per test image (input-gradient passes, counted by a
-hook), both relative to the 10-step centroid baseline, and the clustering NMI / ARI of the
-adversarial set (mean over `evaluation.kmeans_seeds`, scored as robdml.evaluation scores).
+Per model, the white-box units of its `label_free` and `label_aware` attack jobs (robdml.jobs:
+each suite attack at each eps of the sweep, and check (a)'s breaking-eps probe) under the
+configuration and under the baseline (the configuration with `--baseline` merged on it). A unit
+both share (same attack spec, eps and seeds: the same adversarial set) is crafted once. Per
+unit: seconds, forward+backward passes through the model per test image (counted by a hook),
+and the metrics of the adversarial set, scored as the workflow scores it (robdml.evaluation).
+Per model, threat model and eps of the baseline: each metric's worst case under both, and the
+difference (negative: the configuration's suite is stronger there).
 
     PYTHONPATH=src python benchmarks/attack_suite.py --config config/demo.yaml \
-        --models results/models/glyphs/cnn/*/seed0/model.pt \
-        --data results/data/glyphs/test.pt --eps 8
+        --baseline '{"evaluation": {"eps_255": [8, 64]}}' \
+        --models results/models/glyphs/cnn/*/seed0/model.pt --data results/data/glyphs/test.pt
+
+`--extra` measures more attacks at the main eps on their own (e.g. other step counts).
 """
 
 import argparse
@@ -20,18 +26,16 @@ import torch
 from torch import nn
 
 from robdml.attacks.runner import attack_test_set
-from robdml.config import attack_spec, deep_merge, load_config
+from robdml.config import deep_merge, load_config, load_schema, read_config, validate_config
 from robdml.data.prepared import load_split
-from robdml.embedding import embed
-from robdml.metrics import evaluate_clustering
+from robdml.evaluation import record
+from robdml.io import spec_hash
+from robdml.jobs import LABEL_AWARE, LABEL_FREE, attack_job_spec, attack_jobs, main_eps
 from robdml.models import load_model
 from robdml.runtime import setup
 from robdml.worst_case import threat_models
 
-BASELINE = {
-    "method": "centroid", "steps": 10, "step_fraction": 0.25, "restarts": 1,
-    "schedule": "sign", "perturbed_fraction": 1.0, "kmeans_n_init": 1,
-}  # fmt: skip
+METRICS = ["nmi", "ari", "f1", "recall@1"]
 
 
 class PassCounter(nn.Module):
@@ -49,91 +53,112 @@ class PassCounter(nn.Module):
         return self.model(images)
 
 
-def measure(model, split, params, eps, seed, evaluation, device) -> dict:
+def suite_units(config: dict, path: str) -> dict[tuple[str, float], dict]:
+    """(attack, eps) -> attack spec, for every white-box unit of the suite jobs of the model
+    at `path` (.../<dataset>/<backbone>/<defense>/seed<N>/model.pt)."""
+    dataset, backbone, defense, seed = path.split("/")[-5:-1]
+    units = {}
+    for job in (LABEL_FREE, LABEL_AWARE):
+        if job not in attack_jobs(config):
+            continue
+        spec = attack_job_spec(config, dataset, backbone, defense, int(seed[4:]), job)
+        for attack in spec["attacks"]:
+            units |= {(attack["name"], eps): attack["spec"] for eps in attack["eps_255"]}
+    return units
+
+
+def measure(model, model_spec, split, params, eps, evaluation, device) -> dict:
+    """One attack at one eps: seconds crafting, passes per image, and the set's metrics."""
     counter = PassCounter(model)
     started = time.perf_counter()
     (result,) = attack_test_set(
-        counter, split["images"], split["labels"], params, [eps], seed,
-        evaluation["batch_size"], device,
+        counter, split["images"], split["labels"], params, [eps], params["attacker_seed"],
+        params["batch_size"], device,
     )  # fmt: skip
     seconds = time.perf_counter() - started
-    embeddings = embed(model, result["images"], evaluation["batch_size"], device)
-    metrics = evaluate_clustering(
-        embeddings.numpy(), split["labels"].numpy(), evaluation["kmeans_seeds"],
-        evaluation["kmeans_n_init"], backend=evaluation["kmeans_backend"],
-    )  # fmt: skip
+    metrics = record(model, model_spec, result["images"], split, {}, evaluation, device)
     n = len(split["labels"])
     return {
         "seconds": seconds,
         "gradient_passes": counter.gradient_images / n,
         "plain_passes": counter.plain_images / n,
-        "nmi": metrics["nmi"],
-        "nmi_std": metrics["nmi_std"],
-        "ari": metrics["ari"],
+        **{metric: metrics["metrics"][metric] for metric in METRICS},
     }
+
+
+def worst_cases(units: pd.DataFrame, suites: dict) -> pd.DataFrame:
+    """Per threat model and eps, each metric's minimum over the suite's units measured there."""
+    rows = []
+    for threat, attacks in threat_models(suites).items():
+        found = units[units["attack"].isin(attacks)]
+        for eps, at in found.groupby("eps"):
+            rows.append({"threat": threat, "eps": eps, **at[METRICS].min().to_dict()})
+    return pd.DataFrame(rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--config", default="config/demo.yaml")
-    parser.add_argument("--models", nargs="+", required=True)
+    parser.add_argument("--config", nargs="+", default=["config/demo.yaml"])
+    parser.add_argument("--baseline", required=True, help="JSON merged on the config")
+    parser.add_argument("--models", nargs="+", required=True, help="<...>/<defense>/seedN/model.pt")
     parser.add_argument("--data", required=True, help="prepared test split")
-    parser.add_argument("--eps", type=float, default=8.0, help="in 1/255")
     parser.add_argument("--extra", default="{}", help="JSON: more attacks {name: entry}")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    config = load_config(args.config)
+    config = load_config(*args.config)
+    overlay = deep_merge(read_config(*args.config), json.loads(args.baseline))
+    baseline = validate_config(overlay, load_schema(), source="--baseline")
     evaluation = config["evaluation"]
-    device = setup(args.threads, "cpu", evaluation["attack_kmeans_seed"])
-    split = load_split(args.data)
     seed = evaluation["attack_kmeans_seed"]
-    suites = config["attack_suites"]
-    attacks = {"centroid_10": BASELINE}
-    attacks |= {name: attack_spec(config, name) for suite in suites.values() for name in suite}
-    for name, entry in json.loads(args.extra).items():
-        method_defaults = config["attack_methods"][entry["method"]]
-        attacks[name] = deep_merge(method_defaults, entry)
-    rows = []
+    device = setup(args.threads, "cpu", seed)
+    split = load_split(args.data)
+    rows, comparisons = [], []
     for path in args.models:
-        model, _ = load_model(path, device)
-        clean = evaluate_clustering(
-            embed(model, split["images"], evaluation["batch_size"], device).numpy(),
-            split["labels"].numpy(), evaluation["kmeans_seeds"], evaluation["kmeans_n_init"],
-            backend=evaluation["kmeans_backend"],
-        )  # fmt: skip
         defense = path.split("/")[-3]
-        rows.append({"model": defense, "attack": "clean", "nmi": clean["nmi"], "ari": clean["ari"]})
-        for name, params in attacks.items():
-            row = measure(model, split, params, args.eps, seed, evaluation, device)
-            rows.append({"model": defense, "attack": name, **row})
-            print(json.dumps(rows[-1]), flush=True)
-    frame = pd.DataFrame(rows)
-    base = frame[frame["attack"] == "centroid_10"].set_index("model")
-    attacked = frame[frame["attack"] != "clean"].copy()
-    attacked["time_ratio"] = attacked["seconds"] / attacked["model"].map(base["seconds"])
-    attacked["pass_ratio"] = attacked["gradient_passes"] / attacked["model"].map(
-        base["gradient_passes"]
-    )
-    print(attacked.round(4).to_string(index=False))
-    worst = {}
-    for threat, names in threat_models(suites).items():
-        in_suite = attacked[attacked["attack"].isin(names)]
-        worst[threat] = in_suite.loc[in_suite.groupby("model")["nmi"].idxmin()]
-        print(f"\nworst case, {threat} ({', '.join(names)}):")
-        print(worst[threat][["model", "attack", "nmi", "ari"]].round(4).to_string(index=False))
-    suite_cost = attacked[attacked["attack"].isin(sum(suites.values(), []))]
-    cost = suite_cost.groupby("model")["time_ratio"].sum().mean()
-    baseline = attacked[attacked["attack"] == "centroid_10"].set_index("model")["nmi"]
-    gains = {
-        name.replace("-", "_"): baseline - frame.set_index("model")["nmi"]
-        for name, frame in worst.items()
+        model, model_spec = load_model(path, device)
+        ours, theirs = suite_units(config, path), suite_units(baseline, path)
+        extra = {
+            (name, main_eps(config)): deep_merge(config["attack_methods"][entry["method"]], entry)
+            | {"attacker_seed": seed, "batch_size": evaluation["batch_size"]}
+            for name, entry in json.loads(args.extra).items()
+        }
+        measured = {}
+        for (name, eps), params in (theirs | ours | extra).items():
+            key = (spec_hash(params), eps)
+            if key not in measured:
+                measured[key] = measure(model, model_spec, split, params, eps, evaluation, device)
+            row = {"model": defense, "attack": name, "eps": eps, **measured[key]}
+            row |= {"in_config": (name, eps) in ours, "in_baseline": (name, eps) in theirs}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        frame = pd.DataFrame([row for row in rows if row["model"] == defense])
+        after = worst_cases(frame[frame["in_config"]], config["attack_suites"])
+        before = worst_cases(frame[frame["in_baseline"]], baseline["attack_suites"])
+        paired = before.merge(after, on=["threat", "eps"], suffixes=("_baseline", ""))
+        for metric in METRICS:
+            paired[f"{metric}_change"] = paired[metric] - paired[f"{metric}_baseline"]
+        comparisons.append(paired.assign(model=defense))
+    table = pd.DataFrame(rows)
+    print(table.round(4).to_string(index=False))
+    changes = pd.concat(comparisons, ignore_index=True)
+    columns = ["model", "threat", "eps"] + [f"{metric}_change" for metric in METRICS]
+    print("\nworst case, configuration - baseline (negative: stronger now):")
+    print(changes[columns].round(4).to_string(index=False))
+    cost = {
+        label: table[table[flag]].groupby("model")[["gradient_passes", "seconds"]].sum()
+        for label, flag in (("config", "in_config"), ("baseline", "in_baseline"))
     }
+    print("\nper model, the suite jobs' units summed:")
+    print(pd.concat(cost, axis=1).round(1).to_string())
+    passes = {label: c["gradient_passes"].mean() for label, c in cost.items()}
+    seconds = {label: c["seconds"].sum() for label, c in cost.items()}
+    rise = changes[[f"{metric}_change" for metric in METRICS]].max().max()
     print(
-        f"RESULT eps={args.eps:g} suite_cost_vs_centroid10={cost:.1f}x "
-        + " ".join(
-            f"{name}_nmi_below_centroid10_min={gain.min():.4f}_max={gain.max():.4f}"
-            for name, gain in gains.items()
-        )
+        f"RESULT passes_per_image={passes['config']:.1f} baseline={passes['baseline']:.1f}"
+        f" ({passes['baseline'] / passes['config']:.2f}x fewer)"
+        f" seconds={seconds['config']:.0f} baseline={seconds['baseline']:.0f}"
+        f" ({seconds['baseline'] / seconds['config']:.2f}x faster)"
+        f" worst_case_largest_rise={rise:+.4f}"
     )
 
 

@@ -40,8 +40,9 @@ IDS = {"dataset": "glyphs", "backbone": "cnn", "defense": "eat", "seed": 0}
 ATTACK_CODE = code_version(REPO / "src/attack.py", REPO / "src")
 TRANSFER_CODE = code_version(REPO / "src/transfer.py", REPO / "src")
 KEPT = [["random_target", 64.0], ["cluster_mi", 8.0]]
-# the job's units: clean, random_target at 8 and 64, cluster_mi (re-fitting) at 8 and 64
-FULL_CRAFTING = [("random_target", [8.0, 64.0]), ("mi", [8.0, 64.0])]
+# the job's units: clean, random_target at 8 and at check (a)'s probe (64), cluster_mi
+# (re-fitting) at 8
+FULL_CRAFTING = [("random_target", [8.0, 64.0]), ("mi", [8.0])]
 
 
 def tiny_job(steps: int = 3) -> dict:
@@ -128,11 +129,13 @@ def test_a_killed_job_resumes_after_its_finished_units_to_the_uninterrupted_resu
         f"resuming: the clean test set already done ({progress})",
         f"resuming: random_target at eps 8/255 already done ({progress})",
     ]
-    assert calls == [("random_target", [64.0]), ("mi", [8.0, 64.0])]
-    assert [(r["ids"]["attack"], r["ids"]["eps_255"], r["ids"]["source"]) for r in full] == [
-        ("clean", 0, ""), ("random_target", 8, ""), ("random_target", 8, "member0"),
-        ("random_target", 8, "member1"), ("random_target", 64, ""), ("cluster_mi", 8, ""),
-        ("cluster_mi", 8, "member0"), ("cluster_mi", 8, "member1"), ("cluster_mi", 64, ""),
+    assert calls == [("random_target", [64.0]), ("mi", [8.0])]
+    ids = [operator.itemgetter("attack", "eps_255", "threat", "source")(r["ids"]) for r in full]
+    assert ids == [
+        ("clean", 0, "clean", ""), ("random_target", 8, "whitebox", ""),
+        ("random_target", 8, "member", "member0"), ("random_target", 8, "member", "member1"),
+        ("random_target", 64, "breaking", ""), ("cluster_mi", 8, "whitebox", ""),
+        ("cluster_mi", 8, "member", "member0"), ("cluster_mi", 8, "member", "member1"),
     ]  # fmt: skip
     assert without_timings(resumed) == without_timings(full)
     for name, eps in KEPT:
@@ -215,7 +218,7 @@ def test_attack_script_resumes_then_leaves_only_its_outputs(tmp_path, files, mon
     for path in sets.rglob("*.pt"):
         assert torch.load(path, weights_only=True)["images"].dtype == torch.uint8
     records = json.loads((tmp_path / "job.json").read_text())["records"]
-    assert [r["ids"]["eps_255"] for r in records if r["ids"]["source"] == ""] == [0, 8, 64, 8, 64]
+    assert [r["ids"]["eps_255"] for r in records if r["ids"]["source"] == ""] == [0, 8, 64, 8]
 
 
 def test_sigterm_leaves_a_checkpoint_the_training_rerun_resumes_to_the_same_model(
@@ -385,11 +388,12 @@ def test_transfer_script_resumes_then_leaves_only_its_metrics(
 
 def members_job(steps: int = 3) -> dict:
     """The demo's members job in short, on a two-member ensemble: members alone on the clean
-    set, and random_target and mi crafted on each member at eps 8 and 64."""
+    set, and random_target and mi crafted on each member at eps 8 and 64 (a sweep of two)."""
     config = json.loads(json.dumps(CONFIG))
     for attack in config["attacks"].values():
         attack["steps"] = steps
     config["ensemble_members"] = {"evaluate": True, "attacks": ["random_target", "mi"]}
+    config["evaluation"]["eps_255"] = [8, 64]
     return members_job_spec(config, "eat") | {"members": 2}
 
 

@@ -23,6 +23,7 @@ from robdml.config import (
     validate_config,
 )
 from robdml.data.prepared import save_split
+from robdml.jobs import attack_job_spec
 
 CONFIGS = sorted(str(p.relative_to(REPO)) for p in (REPO / "config").glob("*.yaml"))
 STUDIES = sorted(str(p.relative_to(REPO)) for p in (REPO / "config/overlays").glob("*.yaml"))
@@ -182,13 +183,35 @@ def test_fractional_eps_is_rejected_with_the_key(schema, demo):
         validate_config(demo, schema, "demo.yaml")
 
 
-def test_a_sweep_without_the_breaking_eps_validates_only_if_the_key_is_null(schema, demo):
-    """Check (a)'s near-chance half needs its eps measured; null says it is not run."""
+def crafted(config: dict, job: str) -> tuple[list, float | None]:
+    """(attack, eps list) of a demo model's attack job, and the eps it probes for check (a)."""
+    spec = attack_job_spec(config, "glyphs", "cnn", "vanilla", 0, job)
+    return [(a["name"], a["eps_255"]) for a in spec["attacks"]], spec["breaking_eps_255"]
+
+
+def test_a_breaking_eps_outside_the_sweep_is_probed_by_the_breaking_attacks_alone(schema, demo):
+    """Check (a)'s near chance needs its eps measured. Outside the sweep only
+    `sanity.breaking_attacks` run there (records of threat 'breaking'); inside it the whole
+    suite does, as at every eps of the sweep; null: nothing runs there."""
+    config = validate_config(copy.deepcopy(demo), schema, "demo.yaml")
+    assert crafted(config, "label_free") == (
+        [("random_target", [8.0, 64.0]), ("cluster_mi", [8.0])],
+        64.0,
+    )
+    assert crafted(config, "label_aware") == ([("mi", [8.0])], None)
+    demo["evaluation"]["eps_255"] = [8, 64]
+    config = validate_config(copy.deepcopy(demo), schema, "demo.yaml")
+    assert crafted(config, "label_free") == (
+        [("random_target", [8.0, 64.0]), ("cluster_mi", [8.0, 64.0])],
+        None,
+    )
     demo["evaluation"]["eps_255"] = [8]
-    with pytest.raises(ConfigError, match=r"^demo\.yaml: sanity\.breaking_eps_255: 64 is not in"):
-        validate_config(copy.deepcopy(demo), schema, "demo.yaml")
     demo["sanity"]["breaking_eps_255"] = None
-    assert validate_config(demo, schema, "demo.yaml")["sanity"]["breaking_eps_255"] is None
+    config = validate_config(demo, schema, "demo.yaml")
+    assert crafted(config, "label_free") == (
+        [("random_target", [8.0]), ("cluster_mi", [8.0])],
+        None,
+    )
 
 
 def test_label_aware_attack_in_the_label_free_suite_is_named(schema, demo):
@@ -382,9 +405,9 @@ BAD_CONFIGS = [
     ),
     ("sanity.stronger.steps_factor", 1, r"sanity\.stronger\.steps_factor: 1 is less than"),
     (
-        "sanity.breaking_eps_255",
-        16,
-        r"sanity\.breaking_eps_255: 16 is not in evaluation\.eps_255 \(add it there, or set it to",
+        "sanity.breaking_attacks",
+        ["mi"],
+        r"sanity\.breaking_attacks: mi not in attack_suites\.label_free \(both threat models'",
     ),
     ("sanity.breaking_eps_255", 0, r"sanity\.breaking_eps_255: 0 is less than the minimum of 1"),
 ]

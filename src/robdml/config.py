@@ -84,11 +84,12 @@ def validate_config(config: dict, schema: dict, source: str = "config") -> dict:
     main_eps = config["report"]["main_eps_255"]
     if main_eps not in config["evaluation"]["eps_255"]:
         raise ConfigError(f"{source}: report.main_eps_255: {main_eps} is not in evaluation.eps_255")
-    breaking_eps = config["sanity"]["breaking_eps_255"]
-    if breaking_eps is not None and breaking_eps not in config["evaluation"]["eps_255"]:
+    probes = config["sanity"]["breaking_attacks"]
+    unknown = set(probes) - set(resolved["attack_suites"]["label_free"])
+    if unknown:
         raise ConfigError(
-            f"{source}: sanity.breaking_eps_255: {breaking_eps} is not in evaluation.eps_255"
-            " (add it there, or set it to null: check (a)'s near-chance half is then not run)"
+            f"{source}: sanity.breaking_attacks: {', '.join(sorted(unknown))} not in"
+            " attack_suites.label_free (both threat models' check (a) reads them)"
         )
     resources = config["resources"]
     if resources["time_limit_min"] <= resources["startup_min"]:

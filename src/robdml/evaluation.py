@@ -59,7 +59,7 @@ def record(
 def ids_of(model: dict, attack: str, eps_255: float, threat: str, source: str = "") -> dict:
     """Identifiers of one record: the evaluated `model` ({dataset, backbone, defense, seed}),
     the attack and eps (clean: 'clean', 0), the threat (clean, whitebox, transfer, member,
-    member_attack) and the model the examples were crafted on when it is another one."""
+    member_attack, breaking) and the model the examples were crafted on when it is another one."""
     return {
         **model,
         "attack": attack,

@@ -5,7 +5,8 @@ Per trained model, one attack job per group of attacks crafts every attack of th
 its eps and evaluates each set it crafts in the same process (one start-up, one scheduler
 slot, no adversarial set written only to be read back):
 - `label_free`, `label_aware`: the attack suites, at every eps; the first job also evaluates
-  the clean test set;
+  the clean test set, and the `sanity.breaking_attacks` also probe check (a)'s breaking eps
+  when it lies outside the sweep;
 - `stronger`: check (b)'s stronger variants of the suites' attacks, at the main eps;
 - `other`: attacks outside the suites (transfer, ensemble-member or t-SNE attacks), main eps.
 Changing an attack reruns the job of its group (and the report), nothing else.
@@ -43,6 +44,17 @@ def attack_eps(config: dict, attack: str) -> list[float]:
     if attack in suite_attacks(config):
         return [float(eps) for eps in config["evaluation"]["eps_255"]]
     return [main_eps(config)]
+
+
+def breaking_probe_eps(config: dict, attack: str) -> list[float]:
+    """Check (a)'s breaking eps, for the attacks that probe it, when it lies outside the sweep
+    (inside it, the whole suite runs there anyway)."""
+    sanity = config["sanity"]
+    eps = sanity["breaking_eps_255"]
+    sweep = [float(e) for e in config["evaluation"]["eps_255"]]
+    if eps is None or float(eps) in sweep or attack not in sanity["breaking_attacks"]:
+        return []
+    return [float(eps)]
 
 
 def job_of(config: dict, attack: str) -> str:
@@ -145,12 +157,18 @@ def kept_sets(
 def attack_job_spec(
     config: dict, dataset: str, backbone: str, defense: str, seed: int, job: str
 ) -> dict:
-    """Exactly what determines an attack job's records and sets (robdml.robustness)."""
+    """Exactly what determines an attack job's records and sets (robdml.robustness): each
+    attack at its eps, then at `breaking_eps_255` where it probes it (records of threat
+    'breaking', which no reported worst case reads)."""
+    attacks = [
+        {"name": a, "spec": attack_spec(config, a),
+         "eps_255": attack_eps(config, a) + breaking_probe_eps(config, a)}
+        for a in attack_jobs(config)[job]
+    ]  # fmt: skip
+    probed = any(breaking_probe_eps(config, a) for a in attack_jobs(config)[job])
     return {
-        "attacks": [
-            {"name": a, "spec": attack_spec(config, a), "eps_255": attack_eps(config, a)}
-            for a in attack_jobs(config)[job]
-        ],
+        "attacks": attacks,
+        "breaking_eps_255": float(config["sanity"]["breaking_eps_255"]) if probed else None,
         "clean": job == next(iter(attack_jobs(config))),
         "members": evaluated_members(config, defense),
         "main_eps_255": main_eps(config),

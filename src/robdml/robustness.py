@@ -2,7 +2,8 @@
 evaluate them in the same process, so a set is written only where a later job reads it.
 
 - `attack_job`: a group of attacks against one model, every attack at its eps; each set
-  evaluated on the model (white-box) and, at the main eps, on each ensemble member alone.
+  evaluated on the model (white-box; at a breaking-eps probe, threat 'breaking') and, at the
+  main eps, on each ensemble member alone.
   A killed job resumes after the units it finished (robdml.job_progress).
 - `members_job`: an ensemble's members alone on the clean test set, and attacks crafted on
   one member evaluated on the whole ensemble; it resumes like an attack job.
@@ -30,6 +31,7 @@ from robdml.evaluation import ids_of, record
 from robdml.fast_path import FastPath
 from robdml.io import spec_hash
 from robdml.job_progress import CLEAN, JobProgress
+from robdml.worst_case import BREAKING
 
 # loads a trained model (or, with a member index, one ensemble member alone): (model, spec)
 LoadModel = Callable[[int | None], tuple[torch.nn.Module, dict]]
@@ -84,8 +86,9 @@ def attack_job(
             source = {"attack": spec, "source_model_spec_hash": spec_hash(model_spec),
                       "seconds_crafting": time.perf_counter() - started}  # fmt: skip
             described = attack_record(result | source)
-            whitebox = ids_of(model_ids, name, eps, "whitebox")
-            records = [measure(model, model_spec, result["images"], ids=whitebox, attack=described)]
+            threat = BREAKING if eps == job["breaking_eps_255"] else "whitebox"
+            ids = ids_of(model_ids, name, eps, threat)
+            records = [measure(model, model_spec, result["images"], ids=ids, attack=described)]
             if eps == job["main_eps_255"]:
                 for index, (member, member_spec) in enumerate(members):
                     ids = ids_of(model_ids, name, eps, "member", f"member{index}")

@@ -20,6 +20,7 @@ METRICS = ["nmi", "ami", "ari", "f1", "recall@1"]
 LABEL_FREE, LABEL_AWARE = "label-free", "label-aware"
 WHITEBOX = ("whitebox",)
 ATTACKERS = ("whitebox", "member_attack", "transfer")  # record threats a worst case is over
+BREAKING = "breaking"  # white-box at a breaking-eps probe: check (a) alone reads it (sanity.py)
 
 
 def threat_models(suites: dict[str, list[str]]) -> dict[str, list[str]]:

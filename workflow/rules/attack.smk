@@ -81,6 +81,7 @@ rule attack_members:
         f"{BENCHMARKS}/attack/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/members.tsv"
     wildcard_constraints:
         defense=one_of(MEMBERS_JOB_DEFENSES),
+    priority: n_members
     retries: MEMBERS_RETRIES
     conda:
         "../../envs/torch.yaml"

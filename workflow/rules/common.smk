@@ -247,8 +247,8 @@ TSNE = (
 
 def n_members(wildcards):
     """Ensemble size of a defense (1 for single-model defenses); also the `priority` of its
-    train and attack jobs: an ensemble's jobs are the longest, started first they do not leave
-    one job running alone at the end."""
+    train, attack and members jobs: an ensemble's jobs are the longest, started first they do
+    not leave one job running alone at the end."""
     return members(config, wildcards.defense)
 
 
