@@ -3,13 +3,14 @@
 (NMI, ARI, F1, R@1: robdml.tables.MAIN_METRICS): a suite converged in NMI need not be in R@1.
 
 (a) no metric's worst case rises with eps by more than `monotone_tolerance`, over the whole
-    sweep; and the worst-case NMI is within `chance_margin` of chance at `breaking_eps_255`, an
+    sweep and the breaking eps; and the worst-case NMI is within `chance_margin` of chance at `breaking_eps_255`, an
     eps at which any image can be made to look like another class, so any model should be
     near chance there (64/255). Not the sweep's largest eps: at 16/255 on 224 px images a
     robust model should stay far above chance. Outside the sweep that eps is probed by
-    `sanity.breaking_attacks` alone (records of threat 'breaking': fewer attacks can only fail
-    the check wrongly, never pass it); null: the near-chance half is not run, and its row per
-    model says so; a model without results at that eps fails it as not measured;
+    `sanity.breaking_attacks` alone (records of threat 'breaking', in both halves: fewer
+    attacks there can only fail the check wrongly, never pass it); null: the near-chance half
+    is not run, and its row per model says so; a model without results at that eps fails it
+    as not measured;
 (b) running every suite attack with more steps, or with more restarts, lowers no metric's
     white-box worst case at the main eps by `stronger_tolerance` or more: else the suite had
     not converged;
@@ -63,14 +64,11 @@ def largest_rises(curve: pd.DataFrame) -> dict[str, tuple[float, float, float]]:
 
 
 def check_monotone_and_chance(
-    worst: pd.DataFrame, probed: pd.DataFrame, threat: str, tolerance: float, margin: float,
-    breaking_eps: float | None,
-) -> list[dict]:  # fmt: skip
-    """Check (a) for every model: two rows, non-increasing in eps (every metric, on the
-    reported `worst` case) and near chance at `breaking_eps` (NMI, on `probed`: the worst case
-    with the breaking-eps probe; None: not run)."""
+    worst: pd.DataFrame, threat: str, tolerance: float, margin: float, breaking_eps: float | None
+) -> list[dict]:
+    """Check (a) for every model: two rows, non-increasing in eps (every metric) and near
+    chance at `breaking_eps` (NMI; None: not run)."""
     rows = []
-    probes = dict(list(probed.groupby(MODEL)))
     for model, curve in worst.sort_values("eps_255").groupby(MODEL):
         ids = dict(zip(MODEL, model, strict=True)) | {"threat_model": threat}
         rises = largest_rises(curve)
@@ -85,12 +83,12 @@ def check_monotone_and_chance(
             rise, value = 0.0, f"{NOT_RUN}: one eps in the sweep"
         rows.append(ids | {"check": "a: non-increasing in eps", "value": value,
                            "passed": bool(rise <= tolerance)})  # fmt: skip
-        rows.append(ids | near_chance(probes.get(model, probed.iloc[:0]), margin, breaking_eps))
+        rows.append(ids | near_chance(curve, margin, breaking_eps))
     return rows
 
 
 def near_chance(curve: pd.DataFrame, margin: float, breaking_eps: float | None) -> dict:
-    """Check (a)'s second row for one model's curve (breaking-eps probe included)."""
+    """Check (a)'s second row for one model's curve."""
     if breaking_eps is None:
         return {
             "check": "a: near chance at the breaking eps",
@@ -183,10 +181,9 @@ def sanity_table(long: pd.DataFrame, sanity: dict, suites: dict, main_eps: float
     """All checks for all models and threat models, one row per (model, threat model, check)."""
     rows = []
     for threat, attacks in threat_models(suites).items():
-        worst = worst_case(long, attacks, threat)
+        # the tables' worst case, and the breaking-eps probe where it ran
         probed = worst_case(long, attacks, threat, attackers=ATTACKERS + (BREAKING,))
         rows += check_monotone_and_chance(
-            worst,
             probed,
             threat,
             sanity["monotone_tolerance"],
