@@ -89,6 +89,8 @@ def card_markdown(card: dict) -> str:
             f"{model['backbone']} block in the place of seed {model['seed']}.",
             "",
         ]
+    if card.get("suite"):
+        lines += [f"Attack suite: {card['suite']} (robdml.suites).", ""]
     lines += [
         f"Threat model: {card['threat_model']['norm']}; {card['threat_model']['inference']}. "
         + "; ".join(

@@ -86,7 +86,7 @@ def validate_config(config: dict, schema: dict, source: str = "config") -> dict:
         raise ConfigError(f"{source}: report.main_eps_255: {main_eps} is not in evaluation.eps_255")
     probes = config["sanity"]["breaking_attacks"]
     unknown = set(probes) - set(resolved["attack_suites"]["label_free"])
-    if unknown:
+    if unknown and config["sanity"]["breaking_eps_255"] is not None:
         raise ConfigError(
             f"{source}: sanity.breaking_attacks: {', '.join(sorted(unknown))} not in"
             " attack_suites.label_free (both threat models' check (a) reads them)"

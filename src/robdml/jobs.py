@@ -157,22 +157,34 @@ def kept_sets(
 def attack_job_spec(
     config: dict, dataset: str, backbone: str, defense: str, seed: int, job: str
 ) -> dict:
-    """Exactly what determines an attack job's records and sets (robdml.robustness): each
-    attack at its eps, then at `breaking_eps_255` where it probes it (records of threat
-    'breaking', which no reported worst case reads)."""
-    attacks = [
+    """Exactly what determines an attack job's records and sets (robdml.robustness)."""
+    return crafting_spec(
+        config, attack_jobs(config)[job], clean=job == next(iter(attack_jobs(config))),
+        members=evaluated_members(config, defense),
+        keep=kept_sets(config, dataset, backbone, defense, seed, job),
+    )  # fmt: skip
+
+
+def crafting_spec(
+    config: dict, attacks: list[str], clean: bool, members: int = 0, keep: list | None = None
+) -> dict:
+    """What robdml.robustness.attack_job runs (an attack job's, or robdml.api's): each of
+    `attacks` at its eps, then at `breaking_eps_255` where it probes it (records of threat
+    'breaking', which no reported worst case reads); the clean test set if `clean`; `members`
+    evaluated alone at the main eps; the (attack, eps) sets to `keep`."""
+    entries = [
         {"name": a, "spec": attack_spec(config, a),
          "eps_255": attack_eps(config, a) + breaking_probe_eps(config, a)}
-        for a in attack_jobs(config)[job]
+        for a in attacks
     ]  # fmt: skip
-    probed = any(breaking_probe_eps(config, a) for a in attack_jobs(config)[job])
+    probed = any(breaking_probe_eps(config, a) for a in attacks)
     return {
-        "attacks": attacks,
+        "attacks": entries,
         "breaking_eps_255": float(config["sanity"]["breaking_eps_255"]) if probed else None,
-        "clean": job == next(iter(attack_jobs(config))),
-        "members": evaluated_members(config, defense),
+        "clean": clean,
+        "members": members,
         "main_eps_255": main_eps(config),
-        "keep": kept_sets(config, dataset, backbone, defense, seed, job),
+        "keep": keep or [],
     }
 
 

@@ -2,15 +2,14 @@
 (robdml.worst_case, the same numbers the tables and figures show), on every reported metric
 (NMI, ARI, F1, R@1: robdml.tables.MAIN_METRICS): a suite converged in NMI need not be in R@1.
 
-(a) no metric's worst case rises with eps by more than `monotone_tolerance`, over the whole
-    sweep and the breaking eps; and the worst-case NMI is within `chance_margin` of chance at `breaking_eps_255`, an
-    eps at which any image can be made to look like another class, so any model should be
-    near chance there (64/255). Not the sweep's largest eps: at 16/255 on 224 px images a
-    robust model should stay far above chance. Outside the sweep that eps is probed by
-    `sanity.breaking_attacks` alone (records of threat 'breaking', in both halves: fewer
-    attacks there can only fail the check wrongly, never pass it); null: the near-chance half
-    is not run, and its row per model says so; a model without results at that eps fails it
-    as not measured;
+(a) no metric's worst case rises with eps by more than `monotone_tolerance`, over the whole sweep
+    and the breaking eps; and the worst-case NMI is within `chance_margin` of chance at
+    `breaking_eps_255`, an eps at which any image can be made to look like another class, so any
+    model should be near chance there (64/255). Not the sweep's largest eps: at 16/255 on 224 px
+    images a robust model should stay far above chance. Outside the sweep that eps is probed by
+    `sanity.breaking_attacks` alone (records of threat 'breaking', in both halves: fewer attacks
+    there can only fail the check wrongly, never pass it); null: the near-chance half is not run,
+    and its row per model says so; a model without results at that eps fails it as not measured;
 (b) running every suite attack with more steps, or with more restarts, lowers no metric's
     white-box worst case at the main eps by `stronger_tolerance` or more: else the suite had
     not converged;

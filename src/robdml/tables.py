@@ -42,16 +42,16 @@ JOB_KINDS = ["train", "attack", "members", "transfer"]  # benchmark files the co
 
 
 def load_results(paths: list[str | Path]) -> pd.DataFrame:
-    """One row per metrics record of the jobs' JSONs (robdml.evaluation): identifiers,
-    metrics, config hash."""
-    rows = []
-    for path in paths:
-        for result in json.loads(Path(path).read_text())["records"]:
-            rows.append(
-                {**result["ids"], **result["metrics"], "config_hash": result["config_hash"]}
-            )
-    frame = pd.DataFrame(rows)
-    return frame.sort_values(IDS, kind="stable").reset_index(drop=True)
+    """One row per metrics record of the jobs' JSONs (robdml.evaluation)."""
+    return records_frame(
+        [result for path in paths for result in json.loads(Path(path).read_text())["records"]]
+    )
+
+
+def records_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per metrics record (robdml.evaluation): identifiers, metrics, config hash."""
+    rows = [{**r["ids"], **r["metrics"], "config_hash": r["config_hash"]} for r in records]
+    return pd.DataFrame(rows).sort_values(IDS, kind="stable").reset_index(drop=True)
 
 
 # -- the grid: which models the run expects, in its order --------------------------------------
