@@ -82,6 +82,7 @@ def evaluate(
     mean: list[float] | None = None,
     std: list[float] | None = None,
     image_size: int | None = None,
+    channels: int = 3,
     device: str | torch.device | None = None,
     threads: int | None = None,
     name: str = "model",
@@ -96,7 +97,7 @@ def evaluate(
     config = suite_config(loaded, eps_255)
     if threat_model == "label_free":
         config["attack_suites"] = {**config["attack_suites"], "label_aware": []}
-    split = as_test_set(images, labels, image_size)
+    split = as_test_set(images, labels, image_size, channels)
     device, fast_path = prepare(loaded, device, threads)
     wrapped, model_spec = contract(model, mean, std, split, name, device)
     suites = config["attack_suites"]
@@ -129,6 +130,7 @@ def attack(
     mean: list[float] | None = None,
     std: list[float] | None = None,
     image_size: int | None = None,
+    channels: int = 3,
     device: str | torch.device | None = None,
     threads: int | None = None,
 ) -> torch.Tensor:
@@ -139,7 +141,7 @@ def attack(
     if attack not in config["attacks"]:
         known = ", ".join(config["attacks"])
         raise ValueError(f"attack {attack!r} is not in suite {suite}: one of {known}")
-    split = as_test_set(images, labels, image_size)
+    split = as_test_set(images, labels, image_size, channels)
     device, fast_path = prepare(loaded, device, threads)
     wrapped, _ = contract(model, mean, std, split, "model", device)
     (entry,) = crafting_spec(config, [attack], clean=False)["attacks"]

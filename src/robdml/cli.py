@@ -29,6 +29,7 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--weights", help="a state dict for the factory's model")
         command.add_argument("--images", required=True, help="directory: one folder per class")
         command.add_argument("--image-size", type=int, help="resize and centre-crop to this")
+        command.add_argument("--channels", type=int, default=3, help="3: RGB, 1: grey")
         command.add_argument("--mean", type=float, nargs="+", help="per-channel input mean")
         command.add_argument("--std", type=float, nargs="+", help="per-channel input std")
         command.add_argument("--suite", default="standard-v1", choices=list(SUITES))
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> None:
     module = build_external("model", entry).module
     common = {
         "mean": args.mean, "std": args.std, "suite": args.suite, "image_size": args.image_size,
-        "device": args.device, "threads": args.threads,
+        "channels": args.channels, "device": args.device, "threads": args.threads,
     }  # fmt: skip
     if args.command == "evaluate":
         result = robdml.evaluate(

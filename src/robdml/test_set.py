@@ -8,24 +8,28 @@ attacker delivers 8-bit images, so float images in [0, 1] are rounded to the pix
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
 from robdml.data.prepared import contiguous_labels
+
+MODES = {1: "L", 3: "RGB"}  # a directory's images, by channels
 
 
 class TestSetError(ValueError):
     """Images or labels that cannot make a test set; the message is one line."""
 
 
-def as_test_set(images, labels=None, image_size: int | None = None) -> dict:
+def as_test_set(images, labels=None, image_size: int | None = None, channels: int = 3) -> dict:
     """{'images': uint8 [N, C, H, W], 'labels', 'class_names', 'meta'} from a tensor (with
-    `labels`), a directory or a DataLoader. `image_size`: a directory's images are resized
-    (shorter side) and centre-cropped to it; without it they must all have one size."""
+    `labels`), a directory or a DataLoader. A directory's images are read as `channels` (3:
+    RGB, 1: grey) and, given `image_size`, resized (shorter side) and centre-cropped to it;
+    without it they must all have one size."""
     if isinstance(images, str | Path):
         if labels is not None:
             raise TestSetError("labels come from the directory's class folders; pass none")
-        return from_directory(Path(images), image_size)
+        return from_directory(Path(images), image_size, channels)
     if isinstance(images, DataLoader):
         if labels is not None:
             raise TestSetError("labels come from the DataLoader's batches; pass none")
@@ -61,15 +65,18 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return torch.round(images * 255).to(torch.uint8)
 
 
-def from_directory(root: Path, image_size: int | None) -> dict:
+def from_directory(root: Path, image_size: int | None, channels: int) -> dict:
     """Every image under root/<class>/, read with torchvision's ImageFolder."""
     if not root.is_dir():
         raise TestSetError(f"{root}: no such directory of class folders")
+    if channels not in MODES:
+        raise TestSetError(f"channels {channels}: 1 (grey) or 3 (RGB)")
     steps = [transforms.Resize(image_size), transforms.CenterCrop(image_size)] if image_size else []
     try:
         folder = datasets.ImageFolder(
-            root, transform=transforms.Compose([*steps, transforms.PILToTensor()])
-        )
+            root, transform=transforms.Compose([*steps, transforms.PILToTensor()]),
+            loader=lambda path: Image.open(path).convert(MODES[channels]),
+        )  # fmt: skip
     except (FileNotFoundError, OSError) as error:
         raise TestSetError(f"{root}: {error}") from None
     images = [image for image, _ in folder]
