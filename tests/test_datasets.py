@@ -27,7 +27,9 @@ from scipy.io import savemat
 
 from conftest import REPO
 from robdml.config import read_config
+from robdml.data import archives as archives_module
 from robdml.data import cars196_kaggle, sop
+from robdml.data import download as download_module
 from robdml.data.archives import CorruptArchiveError, UnsafeArchiveError, extract
 from robdml.data.datasets import load_training_set
 from robdml.data.download import ChecksumError, DownloadError, download
@@ -530,6 +532,27 @@ def test_download_resumes_after_a_dropped_connection(server, tmp_path):
     assert not (tmp_path / "resume.bin.part").exists()
 
 
+def test_a_download_shows_its_bytes_on_a_progress_bar_from_where_it_resumed(
+    server, tmp_path, monkeypatch
+):
+    """The 1.1 GB CUB archive takes minutes: each attempt's bar counts the whole file, the
+    resumed one starting at the bytes already kept."""
+    bars = []
+
+    class Shown(download_module.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "disable": False, "file": io.StringIO()})
+            bars.append(self)
+
+    monkeypatch.setattr(download_module, "tqdm", Shown)
+    data = b"x" * 100_000 + b"y" * 100_000
+    server.files["/shown.bin"] = data
+    server.cut_first, server.ranges[:] = True, []
+    download(url(server, "shown.bin"), tmp_path / "shown.bin", md5(data), backoff_s=0)
+    assert [(bar.total, bar.n) for bar in bars] == [(200_000, 100_000), (200_000, 200_000)]
+    assert "shown.bin" in bars[1].fp.getvalue()
+
+
 def test_a_failed_download_says_what_it_kept(server, tmp_path):
     """Offline nothing arrives and no .part is named; a cut transfer names the .part it keeps."""
     with socket.socket() as closed:  # a port nothing listens on: connection refused
@@ -742,3 +765,25 @@ def test_checksum_is_verified_before_extraction(tmp_path):
         verify_and_extract([archive], {"car_ims.tgz": "0" * 32}, RAW_FILES["cars196"], target)
     assert not target.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["car_ims.tgz"]
+
+
+@pytest.mark.parametrize("name", ["images.tgz", "images.zip"])
+def test_extraction_counts_its_members_on_a_progress_bar(tmp_path, monkeypatch, name):
+    bars = []
+
+    class Shown(archives_module.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "disable": False, "file": io.StringIO()})
+            bars.append(self)
+
+    monkeypatch.setattr(archives_module, "tqdm", Shown)
+    files = {f"images/{i:03d}.jpg": jpeg(i) for i in range(3)}
+    archive = tmp_path / name
+    archive.write_bytes(zipped(files) if name.endswith(".zip") else tar_gz(files))
+    (tmp_path / "out").mkdir()
+    extract(archive, tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out/images").iterdir()) == sorted(
+        member.split("/")[1] for member in files
+    )
+    assert [(bar.total, bar.n) for bar in bars] == [(3, 3)]
+    assert f"extracting {name}" in bars[0].fp.getvalue()

@@ -15,6 +15,8 @@ import zipfile
 import zlib
 from pathlib import Path
 
+from tqdm import tqdm
+
 ARCHIVE_SUFFIXES = (".tgz", ".tar", ".tar.gz", ".zip")
 
 
@@ -62,19 +64,28 @@ def extract(archive: str | Path, target: str | Path) -> None:
 
 
 def extract_checked(archive: Path, target: Path) -> None:
+    """Every member checked first, then all extracted, counted on a progress bar (tqdm, on a
+    terminal: CUB's 12,000 images take a while)."""
     if archive.name.endswith(".zip"):
         with zipfile.ZipFile(archive) as zipped:
-            for info in zipped.infolist():
+            members = zipped.infolist()
+            for info in members:
                 check_member(archive, info.filename, "file")
-            zipped.extractall(target)
+            zipped.extractall(target, members=progress(members, archive))
         return
     with tarfile.open(archive) as tarred:
-        for member in tarred.getmembers():
+        members = tarred.getmembers()
+        for member in members:
             check_member(archive, member.name, tar_kind(member), member.linkname)
         try:
-            tarred.extractall(target, filter="data")
+            tarred.extractall(target, members=progress(members, archive), filter="data")
         except tarfile.FilterError as error:  # e.g. a chain of links that leaves the target
             raise UnsafeArchiveError(f"{archive}: refusing {error}") from error
+
+
+def progress(members: list, archive: Path):
+    return tqdm(members, desc=f"extracting {archive.name}", unit=" files", mininterval=5,
+                disable=None)  # fmt: skip
 
 
 def tar_kind(member: tarfile.TarInfo) -> str:

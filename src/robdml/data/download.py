@@ -3,7 +3,9 @@
 Bytes go to `<file>.part` next to the destination; only a download whose md5 matches is renamed
 to the destination, so a failure never leaves a file that later steps could mistake for data.
 A transfer cut by the network keeps `<file>.part`, and the next attempt (or run) asks the server
-for the rest with an HTTP Range request; a checksum mismatch deletes it.
+for the rest with an HTTP Range request; a checksum mismatch deletes it. Hand-written because
+of that resume: `torch.hub.download_url_to_file` and `pooch.retrieve` restart a cut 1.1 GB
+archive from zero. A progress bar (tqdm, on a terminal) shows the bytes received.
 """
 
 import hashlib
@@ -15,6 +17,8 @@ import urllib.request
 from collections.abc import Callable
 from http.client import HTTPException
 from pathlib import Path
+
+from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +128,17 @@ def fetch_rest(url: str, part: Path, timeout_s: float) -> None:
             log.info("server ignored the Range request: downloading %s from the start", url)
         expected_bytes = response.headers.get("Content-Length")
         received = 0
-        with open(part, "ab" if resumed else "wb") as file:
+        already = offset if resumed else 0
+        total = already + int(expected_bytes) if expected_bytes is not None else None
+        progress = tqdm(
+            total=total, initial=already, unit="B", unit_scale=True, unit_divisor=1024,
+            desc=part.name.removesuffix(".part"), mininterval=5, disable=None,
+        )  # fmt: skip
+        with progress, open(part, "ab" if resumed else "wb") as file:
             while chunk := response.read(CHUNK_BYTES):
                 file.write(chunk)
                 received += len(chunk)
+                progress.update(len(chunk))
     if expected_bytes is not None and received != int(expected_bytes):
         raise HTTPException(f"connection closed after {received} of {expected_bytes} bytes")
     log.info("%s: received %d bytes (%s)", url, received, "resumed" if resumed else "complete")
