@@ -21,15 +21,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import tqdm
 import yaml
 from PIL import Image
 from scipy.io import savemat
 
 from conftest import REPO
 from robdml.config import read_config
-from robdml.data import archives as archives_module
 from robdml.data import cars196_kaggle, sop
-from robdml.data import download as download_module
 from robdml.data.archives import CorruptArchiveError, UnsafeArchiveError, extract
 from robdml.data.datasets import load_training_set
 from robdml.data.download import ChecksumError, DownloadError, download
@@ -539,12 +538,12 @@ def test_a_download_shows_its_bytes_on_a_progress_bar_from_where_it_resumed(
     resumed one starting at the bytes already kept."""
     bars = []
 
-    class Shown(download_module.tqdm):
+    class Shown(tqdm.tqdm):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **{**kwargs, "disable": False, "file": io.StringIO()})
             bars.append(self)
 
-    monkeypatch.setattr(download_module, "tqdm", Shown)
+    monkeypatch.setattr(tqdm, "tqdm", Shown)
     data = b"x" * 100_000 + b"y" * 100_000
     server.files["/shown.bin"] = data
     server.cut_first, server.ranges[:] = True, []
@@ -771,12 +770,12 @@ def test_checksum_is_verified_before_extraction(tmp_path):
 def test_extraction_counts_its_members_on_a_progress_bar(tmp_path, monkeypatch, name):
     bars = []
 
-    class Shown(archives_module.tqdm):
+    class Shown(tqdm.tqdm):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **{**kwargs, "disable": False, "file": io.StringIO()})
             bars.append(self)
 
-    monkeypatch.setattr(archives_module, "tqdm", Shown)
+    monkeypatch.setattr(tqdm, "tqdm", Shown)
     files = {f"images/{i:03d}.jpg": jpeg(i) for i in range(3)}
     archive = tmp_path / name
     archive.write_bytes(zipped(files) if name.endswith(".zip") else tar_gz(files))

@@ -15,8 +15,6 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from tqdm import tqdm
-
 ARCHIVE_SUFFIXES = (".tgz", ".tar", ".tar.gz", ".zip")
 
 
@@ -84,6 +82,8 @@ def extract_checked(archive: Path, target: Path) -> None:
 
 
 def progress(members: list, archive: Path):
+    from tqdm import tqdm  # here, not above: robdml.config's planning imports this module
+
     return tqdm(members, desc=f"extracting {archive.name}", unit=" files", mininterval=5,
                 disable=None)  # fmt: skip
 

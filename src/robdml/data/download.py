@@ -18,8 +18,6 @@ from collections.abc import Callable
 from http.client import HTTPException
 from pathlib import Path
 
-from tqdm import tqdm
-
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20
@@ -126,6 +124,8 @@ def fetch_rest(url: str, part: Path, timeout_s: float) -> None:
             raise HTTPException("server answered the Range request for another offset")
         if offset and not resumed:
             log.info("server ignored the Range request: downloading %s from the start", url)
+        from tqdm import tqdm  # here, not above: robdml.config's planning imports this module
+
         expected_bytes = response.headers.get("Content-Length")
         received = 0
         already = offset if resumed else 0
