@@ -531,11 +531,8 @@ def test_download_resumes_after_a_dropped_connection(server, tmp_path):
     assert not (tmp_path / "resume.bin.part").exists()
 
 
-def test_a_download_shows_its_bytes_on_a_progress_bar_from_where_it_resumed(
-    server, tmp_path, monkeypatch
-):
-    """The 1.1 GB CUB archive takes minutes: each attempt's bar counts the whole file, the
-    resumed one starting at the bytes already kept."""
+def shown_bars(monkeypatch) -> list:
+    """The progress bars drawn from now on (shown even off a terminal, into a string)."""
     bars = []
 
     class Shown(tqdm.tqdm):
@@ -544,6 +541,15 @@ def test_a_download_shows_its_bytes_on_a_progress_bar_from_where_it_resumed(
             bars.append(self)
 
     monkeypatch.setattr(tqdm, "tqdm", Shown)
+    return bars
+
+
+def test_a_download_shows_its_bytes_on_a_progress_bar_from_where_it_resumed(
+    server, tmp_path, monkeypatch
+):
+    """The 1.1 GB CUB archive takes minutes: each attempt's bar counts the whole file, the
+    resumed one starting at the bytes already kept."""
+    bars = shown_bars(monkeypatch)
     data = b"x" * 100_000 + b"y" * 100_000
     server.files["/shown.bin"] = data
     server.cut_first, server.ranges[:] = True, []
@@ -768,14 +774,7 @@ def test_checksum_is_verified_before_extraction(tmp_path):
 
 @pytest.mark.parametrize("name", ["images.tgz", "images.zip"])
 def test_extraction_counts_its_members_on_a_progress_bar(tmp_path, monkeypatch, name):
-    bars = []
-
-    class Shown(tqdm.tqdm):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **{**kwargs, "disable": False, "file": io.StringIO()})
-            bars.append(self)
-
-    monkeypatch.setattr(tqdm, "tqdm", Shown)
+    bars = shown_bars(monkeypatch)
     files = {f"images/{i:03d}.jpg": jpeg(i) for i in range(3)}
     archive = tmp_path / name
     archive.write_bytes(zipped(files) if name.endswith(".zip") else tar_gz(files))
