@@ -112,16 +112,16 @@ def main() -> None:
     seed = evaluation["attack_kmeans_seed"]
     device = setup(args.threads, "cpu", seed)
     split = load_split(args.data)
+    extra = {
+        (name, main_eps(config)): deep_merge(config["attack_methods"][entry["method"]], entry)
+        | {"attacker_seed": seed, "batch_size": evaluation["batch_size"]}
+        for name, entry in json.loads(args.extra).items()
+    }
     rows, comparisons = [], []
     for path in args.models:
         defense = path.split("/")[-3]
         model, model_spec = load_model(path, device)
         ours, theirs = suite_units(config, path), suite_units(baseline, path)
-        extra = {
-            (name, main_eps(config)): deep_merge(config["attack_methods"][entry["method"]], entry)
-            | {"attacker_seed": seed, "batch_size": evaluation["batch_size"]}
-            for name, entry in json.loads(args.extra).items()
-        }
         measured = {}
         for (name, eps), params in (theirs | ours | extra).items():
             key = (spec_hash(params), eps)
