@@ -13,7 +13,7 @@ IMPORTS_STARTED = time.perf_counter()
 from robdml.code_version import code_version  # noqa: E402  (imports: start-up, not work)
 from robdml.data.prepared import load_split  # noqa: E402
 from robdml.evaluation import write_records  # noqa: E402
-from robdml.fast_path import configure_fast_path  # noqa: E402
+from robdml.fast_path import add_fast_path_options, configure_fast_path, fast_path_settings  # noqa: E402
 from robdml.io import exit_in_one_line_on_bad_files  # noqa: E402
 from robdml.job_progress import JobProgress, attack_job_manifest  # noqa: E402
 from robdml.models import load_model  # noqa: E402
@@ -40,14 +40,12 @@ def main() -> None:
     )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument(
-        "--fast", type=json.loads, help="GPU fast path settings, JSON (config `gpu`; cuda only)"
-    )
+    add_fast_path_options(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     started = time.perf_counter()
     device = setup(args.threads, args.device, args.seed)
-    fast_path = configure_fast_path(device, args.fast)
+    fast_path = configure_fast_path(device, fast_path_settings(args))
     job, evaluation, ids = json.loads(args.job), json.loads(args.evaluation), json.loads(args.ids)
     progress = JobProgress(
         args.progress, attack_job_manifest(job, evaluation, ids, args.model, CODE)

@@ -11,7 +11,7 @@ import logging
 import sys
 
 from robdml.data.datasets import load_training_set
-from robdml.fast_path import configure_fast_path
+from robdml.fast_path import add_fast_path_options, configure_fast_path, fast_path_settings
 from robdml.io import DiskFullError, UnreadableFileError
 from robdml.models.weights import MissingWeightsError, WeightsError, check_weights_file
 from robdml.runtime import setup
@@ -26,9 +26,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", required=True, help="per-epoch checkpoint (resume)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument(
-        "--fast", type=json.loads, help="GPU fast path settings, JSON (config `gpu`; cuda only)"
-    )
+    add_fast_path_options(parser)
     parser.add_argument("--weights", help="ImageNet weights file of the backbone, if it has any")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -36,7 +34,7 @@ def main() -> None:
     try:
         check_weights_file(spec["backbone"], args.weights)  # before any work
         device = setup(args.threads, args.device, spec["seed"])
-        fast_path = configure_fast_path(device, args.fast)
+        fast_path = configure_fast_path(device, fast_path_settings(args))
         train_set = load_training_set(args.data, spec["dataset"])
         train(spec, train_set, args.model, args.checkpoint, device, args.weights, fast_path)
     except (MissingWeightsError, WeightsError, UnreadableFileError, DiskFullError) as error:

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import robdml
 from conftest import REPO, toy_images
 from robdml import cli
-from robdml.config import evaluation_spec, load_config
+from robdml.config import evaluation_spec, fast_path_options, load_config
 from robdml.data.prepared import save_split
 from robdml.jobs import attack_job_spec, attack_jobs
 from robdml.models.external import import_external
@@ -71,7 +71,7 @@ def test_evaluate_gives_the_workflow_attack_jobs_numbers_on_the_same_model(tmp_p
              "--model", str(tmp_path / "model.pt"), "--data", str(tmp_path / "test.pt"),
              "--metrics", str(tmp_path / f"{job}.json"), "--sets", str(tmp_path / job),
              "--progress", str(tmp_path / f"{job}.progress"), "--device", "cpu",
-             "--fast", json.dumps(config["cpu"]), "--threads", "1"],
+             *fast_path_options(config).split(), "--threads", "1"],
             capture_output=True, text=True,
         )  # fmt: skip
         assert run.returncode == 0, run.stderr[-2000:]

@@ -1,9 +1,9 @@
 """The config schema: shipped configs validate; a bad key or value stops with one line naming it."""
 
+import argparse
 import copy
 import json
 import re
-import shlex
 import subprocess
 import sys
 
@@ -14,7 +14,7 @@ import yaml
 from conftest import REPO
 from robdml.config import (
     ConfigError,
-    device_option,
+    fast_path_options,
     load_config,
     load_schema,
     read_config,
@@ -23,6 +23,7 @@ from robdml.config import (
     validate_config,
 )
 from robdml.data.prepared import save_split
+from robdml.fast_path import add_fast_path_options, fast_path_settings
 from robdml.jobs import attack_job_spec
 
 CONFIGS = sorted(str(p.relative_to(REPO)) for p in (REPO / "config").glob("*.yaml"))
@@ -160,7 +161,7 @@ def test_overrides_merge_over_method_defaults(schema, demo):
 
 
 def test_every_defense_method_takes_the_batch_sampling_and_only_names_it_if_set(schema, demo):
-    """`batches` is declared once (`$defs/defense_shared`) and taken by every method, in
+    """`batches` is declared once (`$defs/shared_defense_params`) and taken by every method, in
     `defense_methods` and in a named defense; a defense without it keeps its spec as it was."""
     demo["defense_methods"]["vanilla"]["batches"] = "random"
     demo["defenses"]["pgd_pairs"] = {"method": "pgd_at", "batches": "class_pairs"}
@@ -448,13 +449,15 @@ def test_more_tsne_classes_than_test_classes_is_one_line(tmp_path):
 
 
 def test_each_device_command_carries_its_own_fast_path_section(demo):
-    """`--device` is followed by `--fast` and the device's section as one shell word of JSON:
-    `cpu` on CPU, `gpu` on cuda."""
-    device, flag, settings = shlex.split(device_option(demo))
-    assert (device, flag, json.loads(settings)) == ("cpu", "--fast", demo["cpu"])
+    """The commands' fast-path options are the device's section, one option per key, and the
+    scripts' parser reads back exactly that section: `cpu` on CPU, `gpu` on cuda."""
+    parser = argparse.ArgumentParser()
+    add_fast_path_options(parser)
     paper = read_config()
-    device, flag, settings = shlex.split(device_option(paper))
-    assert (device, flag, json.loads(settings)) == ("cuda", "--fast", paper["gpu"])
+    for config, section in ((demo, demo["cpu"]), (paper, paper["gpu"])):
+        options = fast_path_options(config).split()
+        assert len(options) == len(section)
+        assert fast_path_settings(parser.parse_args(options)) == section
 
 
 def test_class_pairs_with_an_odd_batch_is_one_line_before_any_training(schema, demo):

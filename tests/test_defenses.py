@@ -26,13 +26,24 @@ from robdml.losses import proxy_anchor_loss
 from robdml.models import EmbeddingModel, build_members, member_generator
 from robdml.training import make_optimizer, train
 
-DEMO_FULL = load_config(REPO / "config" / "demo_full.yaml")
+
+def every_method_config() -> dict:
+    """demo_full.yaml with one named entry per registered defense method, all selected: the
+    shared tests cover every method a module declares, whatever the shipped configs run."""
+    config = read_config(REPO / "config" / "demo_full.yaml")
+    config["defenses"] |= {method: {"method": method} for method in DEFENSES}
+    config["run"]["defenses"] = list(dict.fromkeys([*config["run"]["defenses"], *DEFENSES]))
+    return validate_config(config, load_schema(), "demo_full.yaml + every method")
+
+
+DEMO_FULL = every_method_config()
 RECIPE = {**train_spec(DEMO_FULL, "glyphs", "cnn", "vanilla", 0)["training"], "epochs": 1,
           "batch_size": 16}  # fmt: skip
 
 
 def demo_defense(name: str) -> dict:
-    """A defense as demo_full.yaml trains it on glyphs (the recipe's training attack filled in)."""
+    """A defense (a named entry or a method's defaults) as demo_full.yaml trains it on glyphs
+    (the recipe's training attack filled in)."""
     return defense_spec(DEMO_FULL, "glyphs", name)
 
 

@@ -18,7 +18,7 @@ import torchvision
 
 from conftest import REPO
 from robdml.config import load_config, train_spec
-from robdml.data.download import ChecksumError
+from robdml.data.download import ChecksumError, DownloadError
 from robdml.models import EmbeddingModel, load_model, save_model
 from robdml.models.backbones import PRETRAINED_KWARGS, build_trunk, torchvision_classifier
 from robdml.models.weights import (
@@ -70,7 +70,7 @@ def test_a_download_is_verified_and_appears_only_complete(served, tmp_path):
     destination = tmp_path / "weights" / "tiny" / "IMAGENET1K_V1.pth"
     fetch_file(f"{base}/{hashed_name('tiny', data)}", destination, tmp_path / "empty_cache")
     assert destination.read_bytes() == data
-    assert list(destination.parent.iterdir()) == [destination]  # no .part or temporary left
+    assert list(destination.parent.iterdir()) == [destination]  # no temporary file left
 
 
 def test_a_wrong_hash_is_one_line_and_leaves_no_file(served, tmp_path):
@@ -81,8 +81,18 @@ def test_a_wrong_hash_is_one_line_and_leaves_no_file(served, tmp_path):
         fetch_file(f"{base}/tiny-deadbeef.pth", destination, tmp_path / "empty_cache")
     message = str(error.value)
     assert "\n" not in message and str(destination) in message
-    assert "expected it to start with deadbeef" in message
-    assert list(destination.parent.iterdir()) == []  # the .part is deleted too
+    assert "sha256 expected to start with deadbeef" in message
+    assert list(destination.parent.iterdir()) == []  # torch.hub's temporary file is deleted too
+
+
+def test_an_unreachable_file_is_one_line_and_leaves_no_file(served, tmp_path):
+    """rule fetch_weights prints a DownloadError as one line (not urllib's traceback)."""
+    _, base = served
+    destination = tmp_path / "weights" / "IMAGENET1K_V1.pth"
+    with pytest.raises(DownloadError) as error:
+        fetch_file(f"{base}/tiny-deadbeef.pth", destination, tmp_path / "empty_cache")
+    assert str(error.value) == f"{base}/tiny-deadbeef.pth: HTTP Error 404: File not found"
+    assert list(destination.parent.iterdir()) == []
 
 
 def test_a_url_without_a_hash_is_refused_before_downloading(served, tmp_path):

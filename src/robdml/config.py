@@ -13,8 +13,6 @@ Any problem stops with one line naming the key, e.g.
 """
 
 import copy
-import json
-import shlex
 from pathlib import Path
 
 import yaml
@@ -34,12 +32,21 @@ class ConfigError(ValueError):
 
 
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
-    """The config schema, with the keys every defense method takes (`$defs/defense_shared`,
-    declared there once) added to each method's definition."""
+    """The config schema, completed from its `$defs`: each `defense_<method>` and
+    `attack_<method>` definition is a method (so a new method is its definition, and the
+    method lists are never kept by hand), and every defense method also takes the keys of
+    `$defs/shared_defense_params`, declared there once."""
     schema = yaml.load(Path(path).read_text(), Loader=FAST_SAFE_LOADER)
-    shared = schema["$defs"]["defense_shared"]["properties"]
+    definitions = schema["$defs"]
+    shared = definitions["shared_defense_params"]["properties"]
+    for section, prefix in (("defense_methods", "defense_"), ("attack_methods", "attack_")):
+        schema["properties"][section]["properties"] = {
+            name.removeprefix(prefix): {"$ref": f"#/$defs/{name}"}
+            for name in definitions
+            if name.startswith(prefix)
+        }
     for method in schema["properties"]["defense_methods"]["properties"].values():
-        definition = schema["$defs"][method["$ref"].removeprefix("#/$defs/")]
+        definition = definitions[method["$ref"].removeprefix("#/$defs/")]
         definition["properties"] = {**shared, **definition["properties"]}
     return schema
 
@@ -400,11 +407,14 @@ def attack_spec(config: dict, attack: str) -> dict:
     }
 
 
-def device_option(config: dict) -> str:
-    """What follows `--device` in the train and attack commands: the device and `--fast` with
-    its fast-path section (robdml.fast_path): `gpu` on cuda, `cpu` on CPU."""
+def fast_path_options(config: dict) -> str:
+    """The train and attack commands' fast-path options: one `--<key>` / `--no-<key>` per key
+    of the config's `gpu` section on cuda, `cpu` section on CPU (robdml.fast_path parses them)."""
     section = config["gpu"] if config["device"] == "cuda" else config["cpu"]
-    return f"{config['device']} --fast {shlex.quote(json.dumps(section, sort_keys=True))}"
+    flags = [
+        f"--{'' if on else 'no-'}{key.replace('_', '-')}" for key, on in sorted(section.items())
+    ]
+    return " ".join(flags)
 
 
 def evaluation_spec(config: dict) -> dict:

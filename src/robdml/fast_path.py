@@ -17,6 +17,7 @@ operations as without this module (tests/test_fast_path.py checks bit-identical 
 Evaluation never uses it: it measures with the plain model.
 """
 
+import argparse
 import contextlib
 import logging
 from dataclasses import asdict, dataclass
@@ -27,6 +28,20 @@ from torch import nn
 log = logging.getLogger(__name__)
 
 GPU_DEFAULTS = {"autocast_bf16": True, "channels_last": True, "cudnn_benchmark": True}
+
+
+def add_fast_path_options(parser: argparse.ArgumentParser) -> None:
+    """`--autocast-bf16` / `--no-autocast-bf16` and so on, one per setting (absent: the
+    device's default); the workflow passes the config's `gpu` or `cpu` section this way."""
+    for key in GPU_DEFAULTS:
+        parser.add_argument(
+            f"--{key.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=None
+        )
+
+
+def fast_path_settings(args: argparse.Namespace) -> dict:
+    """The settings given by `add_fast_path_options`' options, for `configure_fast_path`."""
+    return {key: getattr(args, key) for key in GPU_DEFAULTS if getattr(args, key) is not None}
 
 
 @dataclass(frozen=True)

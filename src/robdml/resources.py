@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from robdml import jobs
 from robdml.config import ConfigError, defense_spec
+from robdml.threat_model import refits
 
 Passes = Callable[[dict, dict], float]
 
@@ -115,8 +116,6 @@ TRAIN_PASSES: dict[str, Passes] = {
     "gal": lambda p, c: p["members"] * c["double_backprop"],
     "trs": trs,
     "dverge": dverge,
-    "ens_at": lambda p, c: ensemble_at({**p, "split": "none"}, c),
-    "ens_at_independent": lambda p, c: ensemble_at({**p, "split": "none"}, c),
     "eat": ensemble_at,
 }
 
@@ -139,8 +138,8 @@ def attack_work(
     a clustering context (`kmeans_n_init`) run the clean k-means once. APGD crafting under
     bf16 (`bf16_crafting`) adds an fp32 forward per step, the values it decides on."""
     steps, restarts = params["steps"], params["restarts"]
-    refits = "refit_every" in params
-    rounds = math.ceil(steps / params["refit_every"]) if refits else 1
+    refitting = refits(params)
+    rounds = math.ceil(steps / params["refit_every"]) if refitting else 1
     step = cost["input_gradient"]
     if bf16_crafting and params["schedule"] == "apgd":
         step += cost["forward"]
@@ -148,7 +147,7 @@ def attack_work(
     passes = 2 * cost["forward"] + n_eps * per_eps
     n_init = params.get("kmeans_n_init", 0)
     kmeans = n_init  # the clean context
-    if refits and (restarts > 1 or rounds > 1):
+    if refitting and (restarts > 1 or rounds > 1):
         kmeans += n_eps * restarts * rounds * n_init
     return passes, kmeans
 

@@ -3,6 +3,7 @@
 the runs missing from the grid listed under it."""
 
 from dataclasses import dataclass, field
+from itertools import groupby
 from pathlib import Path
 
 import pandas as pd
@@ -85,60 +86,54 @@ class Table:
         return f"{self.caption}\n\n{table}\n" + (f"\n{notes}" if notes else "")
 
     def latex(self) -> str:
-        """booktabs table: `\\toprule/\\midrule/\\bottomrule`, a `\\midrule` between
-        dataset/backbone blocks, bold best cells, missing runs as a note under the tabular."""
-        frame = self.frame(bold=r"\textbf{%s}")
+        """booktabs table from pandas' Styler (escaped cells, bold best cells, the groups as
+        a `\\multicolumn` header row). Added here, as Styler has no way to: a `\\midrule`
+        between dataset/backbone blocks (its `clines` are `\\cline`s), `\\cmidrule`s under
+        the groups, the missing runs as a note under the tabular, an escaped caption (Styler
+        prints it as given)."""
+        frame = self.frame().astype(str)
         ids = list(self.mean.index.names)
         align = "l" * len(ids) + "r" * len(self.mean.columns) + "l" * len(self.text.columns)
-        lines = [
-            r"% needs \usepackage{booktabs}",
-            r"\begin{table}[htbp]",
-            r"\centering",
-            rf"\caption{{{latex_escape(self.caption)}}}",
-            rf"\label{{tab:{self.name}}}",
-            rf"\begin{{tabular}}{{{align}}}",
-            r"\toprule",
-        ]
-        columns = list(frame.columns)
-        headers = [latex_escape(column) for column in columns]
+        bold = self.bold().reset_index(drop=True)
+        styles = bold.map(lambda best: "textbf: --rwrap;" if best else "")
+        styles = styles.reindex(columns=frame.columns, fill_value="")
+        keys = frame[[name for name in BLOCK if name in ids]]
+        opens = keys.ne(keys.shift()).any(axis=1) & (frame.index > 0)
+        styles.loc[opens, frame.columns[0]] = "midrule: --nowrap;"  # `\midrule d & …`: a rule
         if self.groups:
-            top, rules, position = [], [], 0
             grouped = {column: label for label, members in self.groups for column in members}
-            while position < len(columns):
-                label = grouped.get(columns[position])
-                if label is None:
-                    top.append("")
-                    position += 1
-                    continue
-                span = 1
-                following = columns[position + 1 :]
-                while span <= len(following) and grouped.get(following[span - 1]) == label:
-                    span += 1
-                top.append(rf"\multicolumn{{{span}}}{{c}}{{{latex_escape(label)}}}")
-                rules.append(rf"\cmidrule(lr){{{position + 1}-{position + span}}}")
-                for offset in range(span):
-                    column = columns[position + offset]
-                    headers[position + offset] = latex_escape(column.replace(label, "").strip())
-                position += span
-            lines += [" & ".join(top) + r" \\", " ".join(rules)]
-        lines += [" & ".join(headers) + r" \\", r"\midrule"]
-        previous = None
-        for _, row in frame.iterrows():
-            block = tuple(row[name] for name in BLOCK if name in ids)
-            if previous is not None and block != previous:
-                lines.append(r"\midrule")
-            previous = block
-            cells = [latex_escape(str(value), keep_commands=True) for value in row]
-            lines.append(" & ".join(cells) + r" \\")
-        lines += [r"\bottomrule", r"\end{tabular}"]
-        if self.notes:
-            notes = "; ".join(self.notes)
-            lines.append(
-                r"\par\smallskip{\footnotesize Missing from the grid (not in the values above): "
-                f"{latex_escape(notes)}.}}"
+            frame.columns = styles.columns = pd.MultiIndex.from_tuples(
+                (grouped[column], column.replace(grouped[column], "").strip())
+                if column in grouped
+                else ("", column)
+                for column in frame.columns
             )
-        lines.append(r"\end{table}")
-        return "\n".join(lines) + "\n"
+        styler = (
+            frame.style.hide(axis="index")
+            .format(escape="latex", formatter=latex_symbols)
+            .format_index(escape="latex", formatter=latex_symbols, axis="columns")
+            .apply(lambda _: styles, axis=None)
+        )
+        lines = styler.to_latex(
+            column_format=align, position="htbp", position_float="centering", hrules=True,
+            label=f"tab:{self.name}", caption=latex_escape(self.caption), multicol_align="c",
+            environment="table",
+        ).splitlines()  # fmt: skip
+        if self.groups:
+            rules, position = [], 1
+            for label, members in groupby(frame.columns.get_level_values(0)):
+                span = len(list(members))
+                if label:
+                    rules.append(rf"\cmidrule(lr){{{position}-{position + span - 1}}}")
+                position += span
+            lines.insert(lines.index(r"\toprule") + 2, " ".join(rules))
+        if self.notes:
+            lines.insert(
+                lines.index(r"\end{table}"),
+                r"\par\smallskip{\footnotesize Missing from the grid (not in the values above): "
+                f"{latex_escape('; '.join(self.notes))}.}}",
+            )
+        return "\n".join([r"% needs \usepackage{booktabs}", *lines]) + "\n"
 
     def write(self, out_dir: Path, csv: bool = True) -> None:
         """{name}.csv (unless the caller writes its own), .md and .tex in `out_dir`."""
@@ -149,16 +144,20 @@ class Table:
         atomic_write(out_dir / f"{self.name}.tex", lambda tmp: tmp.write_text(self.latex()))
 
 
+SYMBOLS = {"±": r"$\pm$", "Δ": r"$\Delta$", "–": "--", "→": r"$\to$", "≥": r"$\geq$"}
 LATEX = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "±": r"$\pm$", "Δ": r"$\Delta$", "–": "--", "→": r"$\to$", "≥": r"$\geq$",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", **SYMBOLS,
 }  # fmt: skip
 
 
-def latex_escape(text: str, keep_commands: bool = False) -> str:
-    """`text` with LaTeX's special characters escaped; `keep_commands`: a cell wrapped in
-    \\textbf{...} keeps the command."""
-    if keep_commands and text.startswith(r"\textbf{") and text.endswith("}"):
-        return r"\textbf{" + latex_escape(text[len(r"\textbf{") : -1]) + "}"
+def latex_symbols(text: str) -> str:
+    """`text` with the Unicode symbols of the tables as LaTeX (Styler's escaping leaves them,
+    and pdflatex lacks some)."""
+    return "".join(SYMBOLS.get(char, char) for char in text)
+
+
+def latex_escape(text: str) -> str:
+    """`text` with LaTeX's special characters and the symbols escaped (caption and notes:
+    Styler escapes only the cells and headers)."""
     return "".join(LATEX.get(char, char) for char in text)

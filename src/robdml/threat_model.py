@@ -1,10 +1,19 @@
-"""Which attack entries are label-aware (read the true test labels). Torch-free, so that the
-workflow's config validation runs in a plain Snakemake environment (`--sdm conda`)."""
+"""What an attack's resolved params declare about it, read by the config checks, the cost
+model and the attack runner alike: whether it is label-aware (reads the true test labels) and
+whether it re-fits. Torch-free, so that the workflow's config validation runs in a plain
+Snakemake environment (`--sdm conda`)."""
 
 
 def reads_true_labels(params: dict) -> bool:
-    """`oracle` always; `mi` when its reference labels are the true classes."""
-    return params["method"] == "oracle" or params.get("labels") == "true_classes"
+    """An attack whose `labels` are the true classes (`oracle` always, by its schema entry;
+    `mi` when configured so)."""
+    return params.get("labels") == "true_classes"
+
+
+def refits(params: dict) -> bool:
+    """A re-fitting attack: its schema entry has `refit_every` (rounds of that many steps,
+    each followed by the attacker's k-means of the adversarial set)."""
+    return "refit_every" in params
 
 
 def radius(eps_255: float) -> float:

@@ -14,7 +14,7 @@ from robdml.config import (
     DEFAULT_CONFIG,
     ConfigError,
     check_external_files,
-    device_option,
+    fast_path_options,
     evaluation_spec,
     factory_file,
     load_schema,

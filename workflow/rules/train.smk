@@ -37,7 +37,7 @@ rule train:
             train_spec(config, w.dataset, w.backbone, w.defense, int(w.seed))
         ),
         checkpoint=f"{MODEL}/checkpoint.pt",
-        device=device_option(config),
+        fast_path=fast_path_options(config),
         # derived from the input, so not a params rerun trigger; empty without weights
         weights=lambda w, input: (
             f" --weights {shlex.quote(str(input.weights))}" if input.weights else ""
@@ -45,4 +45,4 @@ rule train:
     shell:
         "python {input.script:q} --spec {params.spec:q} --data {input.data:q}"
         " --model {output:q} --checkpoint {params.checkpoint:q}"
-        " --device {params.device} --threads {threads}{params.weights} > {log:q} 2>&1"
+        " --device {config[device]} {params.fast_path} --threads {threads}{params.weights} > {log:q} 2>&1"

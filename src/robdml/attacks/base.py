@@ -1,18 +1,18 @@
 """What an evaluation attack is: a per-sample objective on the adversarial embedding, given a
 context computed from the clean test embeddings. `robdml.attacks.runner` drives the PGD core.
 
-Static attacks compute their context once. Re-fitting attacks (`refits = True`) run in rounds
-of `refit_every` steps: after each round the runner embeds the whole adversarial test set,
-re-runs the attacker's k-means on it and asks the attack for a new context, and it keeps the
-round whose clustering agrees least with the attack's `reference` (the clean clustering for a
-label-free attacker, the true labels for a label-aware one).
+Static attacks compute their context once. Re-fitting attacks (their params have `refit_every`)
+run in rounds of `refit_every` steps: after each round the runner embeds the whole adversarial
+test set, re-runs the attacker's k-means on it and asks the attack for a new context, and it
+keeps the round whose clustering agrees least with the attack's `reference` (the clean
+clustering for a label-free attacker, the true labels for a label-aware one).
 """
 
 from dataclasses import dataclass, field
 
 import torch
 
-from robdml.threat_model import reads_true_labels
+from robdml.threat_model import reads_true_labels, refits
 
 
 @dataclass
@@ -33,8 +33,6 @@ class Context:
 class Attack:
     """Subclasses implement `context` and `objective`; re-fitting ones also `refit`."""
 
-    refits = False
-
     def __init__(self, params: dict):
         self.params = params
 
@@ -42,6 +40,11 @@ class Attack:
     def uses_labels(self) -> bool:
         """True for a label-aware attacker (it reads the true test labels)."""
         return reads_true_labels(self.params)
+
+    @property
+    def refits(self) -> bool:
+        """True for a re-fitting attack (the runner calls `refit` between rounds)."""
+        return refits(self.params)
 
     def context(self, clean: torch.Tensor, labels: torch.Tensor, seed: int) -> Context:
         """The context of the first round, from the clean embeddings."""

@@ -25,8 +25,6 @@ SMOOTHING = 1e-6  # keeps log P(y, c) finite where a class is absent from a clus
 
 
 class MutualInformationAttack(Attack):
-    refits = True
-
     def context(self, clean, labels, seed):
         n_clusters = int(labels.unique().numel())
         own, centroids = kmeans_centroids(clean, n_clusters, seed, self.params["kmeans_n_init"])

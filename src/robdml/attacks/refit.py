@@ -11,8 +11,6 @@ from robdml.attacks.centroids import kmeans_centroids, margin, spread_targets
 
 
 class RefitAttack(Attack):
-    refits = True
-
     def context(self, clean, labels, seed):
         n_clusters = int(labels.unique().numel())
         own, centroids = kmeans_centroids(clean, n_clusters, seed, self.params["kmeans_n_init"])

@@ -1,5 +1,5 @@
 """How the trainer cuts an epoch into batches, a defense's choice (its `batches` param, declared
-once for every defense method in the config schema's `$defs/defense_shared`):
+once for every defense method in the config schema's `$defs/shared_defense_params`):
 
 - `random` (the default): shuffled samples.
 - `class_pairs`: RobRank's SPC-2 batches (`robrank/datasets/*.py`, `*PairDataset`), consecutive

@@ -6,10 +6,6 @@ from robdml.defenses.adp import ADP
 from robdml.defenses.base import Defense, StepContext
 from robdml.defenses.dverge import DVERGE
 from robdml.defenses.eat import EnsembleAdversarialTraining
-from robdml.defenses.ens_at import (
-    IndependentEnsembleAdversarialTraining,
-    JointEnsembleAdversarialTraining,
-)
 from robdml.defenses.est import EmbeddingShiftTraining
 from robdml.defenses.gal import GAL
 from robdml.defenses.hm import HardnessManipulation
@@ -26,8 +22,6 @@ DEFENSES: dict[str, type[Defense]] = {
     "trades": TRADES,
     "mart": MART,
     "mixup": Mixup,
-    "ens_at": JointEnsembleAdversarialTraining,
-    "ens_at_independent": IndependentEnsembleAdversarialTraining,
     "adp": ADP,
     "gal": GAL,
     "trs": TRS,

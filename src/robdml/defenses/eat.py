@@ -22,6 +22,19 @@ Each member's update uses only the samples its mask allows. With `ensemble_pal`,
 coupling of the Proxy Anchor loss lets a peer's view of part i shape the perturbation of a
 sample member i does see: member i never receives a part-i image, but the shared batch does
 carry the peers' statistics, which is what self-transfer is meant to share.
+
+The ensemble adversarial training baselines are configurations of this class (config/config.yaml
+`defenses`), so each choice is declared once:
+- `ens_at` (`split: none`, `transfer: ensemble_pal`): the literature's ensemble adversarial
+  training as the DVERGE repository's AdvT baseline runs it (Yang et al., NeurIPS 2020;
+  zjysteven/DVERGE, train/train_adv.py): ONE PGD batch per step crafted against the whole
+  ensemble and every member trained on it. Their objective is the cross-entropy of the
+  ensemble's averaged softmax; members of a DML ensemble have no shared classifier (each has
+  its own proxies), so the batch maximises the mean of the members' Proxy Anchor losses.
+- `ens_at_independent` (`split: none`, `transfer: self`): each member trained by PGD-AT
+  against itself only, the independent variant some papers call the naive ensemble.
+With EAT (`split: samples`) and `eat_selfonly` (`transfer: self`) the four form a 2 x 2
+design: split or not, shared or own adversarial batch.
 """
 
 import torch

@@ -15,10 +15,12 @@ downloading, so a machine that has loaded those weights before needs no network.
 import logging
 import re
 import shutil
+import sys
+from http.client import HTTPException
 from pathlib import Path
 from urllib.parse import urlparse
 
-from robdml.data.download import ChecksumError, download
+from robdml.data.download import ChecksumError, DownloadError
 from robdml.io import atomic_write, sha256sum, torch_load
 
 log = logging.getLogger(__name__)
@@ -92,17 +94,14 @@ def fetch_weights(arch: str, name: str, destination: str | Path) -> None:
 
 def fetch_file(url: str, destination: str | Path, cache: str | Path) -> None:
     """Copy `<cache>/<file name of url>` if it exists, else download `url`; either way the
-    bytes are checked against the hash in the file name before `destination` appears (the
-    download's `.part`, or a temporary copy, renamed): a failure leaves no `destination`."""
+    bytes are checked against the hash in the file name before `destination` appears (a
+    temporary file next to it, renamed): a failure leaves no `destination`."""
     destination = Path(destination)
     prefix = hash_prefix(url)
     cached = Path(cache) / Path(urlparse(url).path).name
     if not cached.is_file():
         log.info("downloading %s (not in torch.hub's cache %s)", url, cached.parent)
-        download(
-            url, destination, md5=None,
-            verify=lambda part, shown_as: check_hash_prefix(part, prefix, shown_as),
-        )  # fmt: skip
+        download_checked(url, destination, prefix)
         log.info("%s: sha256 starts with %s, as the file name says", destination, prefix)
         return
     log.info("copying %s (torch.hub's cache) to %s", cached, destination)
@@ -113,6 +112,27 @@ def fetch_file(url: str, destination: str | Path, cache: str | Path) -> None:
 
     atomic_write(destination, copy_checked)
     log.info("%s: sha256 starts with %s, as the file name says", destination, prefix)
+
+
+def download_checked(url: str, destination: Path, prefix: str) -> None:
+    """torch.hub's download (a temporary file next to `destination`, renamed once its sha256
+    starts with `prefix`, deleted otherwise), its errors as the project's one-line ones. It
+    neither retries nor resumes (robdml.data.download does, for the datasets' archives): a
+    weights file is at most a few hundred MB, and a failed fetch_weights job is run again."""
+    import torch
+
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        torch.hub.download_url_to_file(
+            url, str(destination), hash_prefix=prefix, progress=sys.stderr.isatty()
+        )
+    except RuntimeError as error:  # the only RuntimeError it raises: a wrong sha256
+        raise ChecksumError(
+            f"{destination} (downloaded from {url}, not kept): sha256 expected to start with "
+            f"{prefix} (the hash in torchvision's file name); torch.hub: {error}"
+        ) from None
+    except (HTTPException, OSError) as error:  # OSError covers URLError, HTTPError, timeouts
+        raise DownloadError(f"{url}: {error}") from error
 
 
 def check_weights_file(backbone: dict, path: str | Path | None) -> None:
