@@ -712,7 +712,11 @@ def test_a_kaggle_class_folder_missing_from_names_csv_is_one_line(tmp_path):
 @pytest.mark.parametrize(
     ("train", "test", "message"),
     [
-        ("1 1 1 a_final/1_0.JPG", "2 1 1 a_final/1_1.JPG", r"1 class ids in both Ebay_train"),
+        (
+            "1 1 1 a_final/1_0.JPG",
+            "2 1 1 a_final/1_1.JPG",
+            r"^1 classes in both the training and the test split \(e\.g\. '1'\); the split",
+        ),
         ("1 1 1", "2 2 1 a_final/2_0.JPG", r"Ebay_train\.txt:2: expected 'image_id class_id"),
     ],
     ids=["shared_class", "short_line"],

@@ -1,10 +1,12 @@
 """One source per name: the config schema's method, source, raw-file and architecture names
 agree with what the library declares (registries, dataset modules, backbone builder)."""
 
+import re
+
 import pytest
 
 from robdml.attacks import ATTACKS
-from robdml.config import load_schema
+from robdml.config import ConfigError, check, load_schema
 from robdml.data.raw_files import RAW_FILES, allowed_raw_files
 from robdml.data.sources import PREPARERS
 from robdml.defenses import DEFENSES
@@ -22,19 +24,28 @@ def test_attack_methods_in_the_schema_are_the_registry():
     assert list(SCHEMA["properties"]["attack_methods"]["properties"]) == list(ATTACKS)
 
 
-def test_dataset_sources_and_raw_files_are_the_dataset_modules():
-    """Per source, the schema requires the raw files its dataset module reads and allows, besides
-    them, only those of the other sources of the same data (cars196 / cars196_kaggle)."""
+def test_dataset_sources_are_the_dataset_modules():
     assert set(DEFS["dataset"]["properties"]["source"]["enum"]) == set(PREPARERS)
-    required, allowed = {}, {}
-    for rule in DEFS["dataset"]["allOf"]:
-        raw_files = rule["then"].get("properties", {}).get("raw_files")
-        if raw_files:
-            source = rule["if"]["properties"]["source"]["const"]
-            required[source] = raw_files["required"]
-            allowed[source] = raw_files["propertyNames"]["enum"]
-    assert required == {source: list(files) for source, files in RAW_FILES.items()}
-    assert allowed == {source: allowed_raw_files(source) for source in RAW_FILES}
+    assert set(RAW_FILES) <= set(PREPARERS)
+
+
+@pytest.mark.parametrize("source", sorted(RAW_FILES))
+def test_a_dataset_entry_must_list_the_raw_files_its_module_reads_and_no_others(source):
+    """The schema's raw-file rules are built from robdml.data.raw_files: each file the module
+    reads is required, and only its own and its alternatives' names are allowed."""
+    entry = {
+        "source": source, "image_size": 32, "resize_size": 36, "channels": 3, "mean": [0.5] * 3,
+        "std": [0.25] * 3, "train_transform": "none", "n_train_classes": None,
+        "raw_files": {name: {"md5": None} for name in allowed_raw_files(source)},
+    }  # fmt: skip
+    check(entry, DEFS["dataset"], SCHEMA, "mine.yaml", "datasets.d")
+    for name in RAW_FILES[source]:
+        missing = {**entry, "raw_files": {n: v for n, v in entry["raw_files"].items() if n != name}}
+        with pytest.raises(ConfigError, match=rf"'{re.escape(name)}' is a required property"):
+            check(missing, DEFS["dataset"], SCHEMA, "mine.yaml", "datasets.d")
+    unknown = {**entry, "raw_files": {**entry["raw_files"], "other.zip": {"md5": None}}}
+    with pytest.raises(ConfigError, match=r"'other\.zip' is not one of"):
+        check(unknown, DEFS["dataset"], SCHEMA, "mine.yaml", "datasets.d")
 
 
 @pytest.mark.parametrize("arch", DEFS["backbone"]["properties"]["arch"]["enum"])

@@ -19,7 +19,7 @@ import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
-from robdml.data.raw_files import RAW_FILES
+from robdml.data.raw_files import RAW_FILES, allowed_raw_files
 from robdml.threat_model import reads_true_labels
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,7 +35,8 @@ def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
     """The config schema, completed from its `$defs`: each `defense_<method>` and
     `attack_<method>` definition is a method (so a new method is its definition, and the
     method lists are never kept by hand), and every defense method also takes the keys of
-    `$defs/shared_defense_params`, declared there once."""
+    `$defs/shared_defense_params`, declared there once. A dataset entry's raw files are those
+    its source's module reads (robdml.data.raw_files), with their alternatives'."""
     schema = yaml.load(Path(path).read_text(), Loader=FAST_SAFE_LOADER)
     definitions = schema["$defs"]
     shared = definitions["shared_defense_params"]["properties"]
@@ -48,6 +49,20 @@ def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
     for method in schema["properties"]["defense_methods"]["properties"].values():
         definition = definitions[method["$ref"].removeprefix("#/$defs/")]
         definition["properties"] = {**shared, **definition["properties"]}
+    definitions["dataset"]["allOf"] += [
+        {
+            "if": {"properties": {"source": {"const": source}}},
+            "then": {
+                "properties": {
+                    "raw_files": {
+                        "required": list(files),
+                        "propertyNames": {"enum": allowed_raw_files(source)},
+                    }
+                }
+            },
+        }
+        for source, files in RAW_FILES.items()
+    ]
     return schema
 
 

@@ -41,6 +41,16 @@ class ImageSplit:
     class_names: list[str]
     test_meta: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        """Every image dataset's split is class-disjoint (DML tests on unseen classes), checked
+        here, where each dataset module builds its split."""
+        shared = set(self.train_labels) & set(self.test_labels)
+        if shared:
+            raise LayoutError(
+                f"{len(shared)} classes in both the training and the test split (e.g. "
+                f"{self.class_names[min(shared)]!r}); the split must be class-disjoint"
+            )
+
 
 def first_classes_split(
     paths: list[Path], labels: list[int], class_names: list[str], n_train_classes: int | None
