@@ -94,7 +94,7 @@ def dverge(params: dict, cost: dict) -> float:
 
 # Forward+backward-pass equivalents per training image per epoch, all members together, read
 # off each defense's `loss` (src/robdml/defenses/); P = the training attack's steps. A new
-# defense adds its line here (README "Adding a defense or an attack").
+# defense adds its line here (README "Adding a defense, an attack or a dataset").
 TRAIN_PASSES: dict[str, Passes] = {
     "vanilla": lambda p, c: 1,
     "mixup": lambda p, c: 1,  # one pass on the mixed batch

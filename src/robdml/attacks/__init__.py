@@ -1,5 +1,6 @@
-"""Evaluation attacks by name. Adding one: a module with an `Attack` subclass, one line here,
-its schema entry in workflow/schemas/config.schema.yaml, and a test."""
+"""Evaluation attacks by name. Adding one (README "Adding a defense, an attack or a dataset"):
+a module with an `Attack` subclass, one line here, its schema entry in
+workflow/schemas/config.schema.yaml, its defaults in config/config.yaml, and a test."""
 
 from robdml.attacks.base import Attack, Context
 from robdml.attacks.centroid import CentroidAttack
