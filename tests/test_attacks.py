@@ -18,6 +18,7 @@ from robdml.config import read_config
 from robdml.embedding import embed
 from robdml.metrics import evaluate_clustering
 from robdml.models import EmbeddingModel, Ensemble
+from robdml.threat_model import reads_true_labels
 
 # The attack methods as defined, with the short runs the glyph demos used before configs became
 # overlays (10 sign steps, `refit` 30): on these toys 20 steps leave restarts nothing to find.
@@ -27,7 +28,8 @@ DEMO_METHODS = {
     name: {**method, "steps": SHORT_STEPS.get(name, method["steps"])}
     for name, method in read_config(REPO / "config/demo.yaml")["attack_methods"].items()
 }
-LABEL_AWARE = {"oracle", "mi"}  # mi's demo default reads the true labels
+# what each method's defaults declare (`labels`): oracle, and mi's demo default
+LABEL_AWARE = {name for name, method in DEMO_METHODS.items() if reads_true_labels(method)}
 
 
 def params_for(method: str, **overrides) -> dict:
@@ -158,6 +160,7 @@ def test_label_aware_attacks_declare_and_use_the_labels():
     images, labels = ring_of_clusters()
     merged = torch.where(labels == 1, 0, labels)
     merged[-1] = 1
+    assert LABEL_AWARE == {"oracle", "mi"}  # oracle by its schema entry, mi by the demo's labels
     for method in sorted(LABEL_AWARE):
         assert build_attack(params_for(method)).uses_labels
         runs = [

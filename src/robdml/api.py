@@ -37,10 +37,10 @@ from robdml.sanity import sanity_table
 from robdml.suites import load_suite
 from robdml.tables import records_frame
 from robdml.test_set import as_test_set
-from robdml.worst_case import LABEL_AWARE, LABEL_FREE
+from robdml.threat_model import ThreatModel
 
-THREAT_MODELS = {"label_free": (LABEL_FREE,), "label_aware": (LABEL_AWARE,),
-                 "both": (LABEL_FREE, LABEL_AWARE)}  # fmt: skip
+# `threat_model` arguments: a suite key, or both
+THREAT_MODELS = {model.suite: (model,) for model in ThreatModel} | {"both": tuple(ThreatModel)}
 
 
 @dataclass
@@ -95,8 +95,8 @@ def evaluate(
         raise ValueError(f"threat_model {threat_model!r}: one of {', '.join(THREAT_MODELS)}")
     loaded = load_suite(suite)
     config = suite_config(loaded, eps_255)
-    if threat_model == "label_free":
-        config["attack_suites"] = {**config["attack_suites"], "label_aware": []}
+    if threat_model == ThreatModel.LABEL_FREE.suite:
+        config["attack_suites"] = {**config["attack_suites"], ThreatModel.LABEL_AWARE.suite: []}
     split = as_test_set(images, labels, image_size, channels)
     device, fast_path = prepare(loaded, device, threads)
     wrapped, model_spec = contract(model, mean, std, split, name, device)

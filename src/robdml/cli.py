@@ -15,6 +15,7 @@ from robdml.io import UnreadableFileError, atomic_write, torch_save
 from robdml.models.external import ExternalModelError, build_external
 from robdml.suites import SUITES, UnknownSuiteError
 from robdml.test_set import TestSetError
+from robdml.threat_model import ThreatModel
 
 ADVERSARIAL_FILE = "robdml-cli-adversarial/1"
 
@@ -38,7 +39,7 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--out", required=True, help="output file")
     evaluate.add_argument("--eps", type=float, nargs="+", default=[8.0], help="in 1/255")
     evaluate.add_argument(
-        "--threat-model", default="both", choices=["label_free", "label_aware", "both"]
+        "--threat-model", default="both", choices=[*(model.suite for model in ThreatModel), "both"]
     )
     evaluate.add_argument("--markdown", help="also write the card as Markdown here")
     attack.add_argument("--attack", default="cluster_mi", help="an attack of the suite")

@@ -23,7 +23,8 @@ from matplotlib.patches import Patch  # noqa: E402
 
 from robdml.io import atomic_write  # noqa: E402
 from robdml.tables import JOB_KINDS, seed_stats  # noqa: E402
-from robdml.worst_case import LABEL_FREE, suite_worst_cases, threat_models  # noqa: E402
+from robdml.threat_model import ThreatModel  # noqa: E402
+from robdml.worst_case import suite_worst_cases, threat_models  # noqa: E402
 
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "p", "*", "h"]
 DASHES = ["", (4, 1.5), (1, 1), (3, 1, 1, 1), (6, 2)]  # 5 and 12 coprime: 60 combinations
@@ -242,7 +243,7 @@ def tradeoff(
     seeds). Dotted: chance NMI; dashed grey: robust = clean."""
     clean = long[long["threat"] == "clean"]
     worst = suite_worst_cases(long, suites)
-    worst = worst[(worst["eps_255"] == eps_255) & (worst["threat_model"] == LABEL_FREE)]
+    worst = worst[(worst["eps_255"] == eps_255) & (worst["threat_model"] == ThreatModel.LABEL_FREE)]
     x, y = seed_stats(clean, "nmi"), seed_stats(worst, "nmi")
     points = x.merge(y, left_index=True, right_index=True, how="outer", suffixes=("_x", "_y"))
     points = points.reset_index()
@@ -276,7 +277,7 @@ def tradeoff(
         visible["diagonal"] |= bool(max(xlim[0], ylim[0]) <= min(xlim[1], ylim[1]))
         axis.set_title(f"{dataset} / {backbone}")
         axis.set_xlabel("clean NMI")
-        axis.set_ylabel(f"{LABEL_FREE} worst-case NMI, eps {eps_255:g}/255")
+        axis.set_ylabel(f"{ThreatModel.LABEL_FREE} worst-case NMI, eps {eps_255:g}/255")
     handles = defense_handles(styles, points["defense"])
     handles = [
         Line2D([], [], color=h.get_color(), marker=h.get_marker(), linestyle="none",

@@ -17,8 +17,11 @@ them with `keep_adversarial_images`.
 """
 
 from robdml.config import attack_spec, stronger_variants, suite_attacks
+from robdml.threat_model import ThreatModel
 
-LABEL_FREE, LABEL_AWARE, STRONGER, OTHER = "label_free", "label_aware", "stronger", "other"
+# attack jobs: one per suite, named by its key, then the check's stronger variants and the rest
+LABEL_FREE, LABEL_AWARE = ThreatModel.LABEL_FREE.suite, ThreatModel.LABEL_AWARE.suite
+STRONGER, OTHER = "stronger", "other"
 
 
 def attack_jobs(config: dict) -> dict[str, list[str]]:
@@ -27,8 +30,8 @@ def attack_jobs(config: dict) -> dict[str, list[str]]:
     in_suites = suite_attacks(config)
     variants = list(stronger_variants(config))
     groups = {
-        LABEL_FREE: suites["label_free"],
-        LABEL_AWARE: [name for name in suites["label_aware"] if name not in suites["label_free"]],
+        LABEL_FREE: suites[LABEL_FREE],
+        LABEL_AWARE: [name for name in suites[LABEL_AWARE] if name not in suites[LABEL_FREE]],
         STRONGER: variants,
         OTHER: [name for name in config["attacks"] if name not in in_suites + variants],
     }

@@ -26,9 +26,9 @@ import pandas as pd
 from robdml.io import atomic_write
 from robdml.provenance import provenance_text
 from robdml.table_format import Table
+from robdml.threat_model import ThreatModel
 from robdml.worst_case import (
     ATTACKERS,
-    LABEL_FREE,
     MODEL,
     WHITEBOX,
     threat_models,
@@ -264,7 +264,9 @@ def main_table(
         groups.append((label, members))
     mean, std = stats_table(index, columns)
     best = dict.fromkeys(mean.columns, "max")
-    mean["chance NMI"] = worst[LABEL_FREE].groupby(GROUP)["nmi_chance"].mean().reindex(index)
+    mean["chance NMI"] = (
+        worst[ThreatModel.LABEL_FREE].groupby(GROUP)["nmi_chance"].mean().reindex(index)
+    )
     std["chance NMI"] = math.nan
     seeds = clean.groupby(GROUP)["seed"].nunique().reindex(index).fillna(0).astype(int)
     text = pd.DataFrame({"seeds": seeds}, index=index)
@@ -339,7 +341,9 @@ def transfer_table(
         f"from {source}": seed_stats(rows[rows["source_defense"] == source], "nmi")
         for source in sources
     }
-    white = at_eps(worst_case(long, threat_models(suites)[LABEL_FREE], attackers=WHITEBOX), eps_255)
+    white = at_eps(
+        worst_case(long, threat_models(suites)[ThreatModel.LABEL_FREE], attackers=WHITEBOX), eps_255
+    )
     columns["white-box label-free"] = seed_stats(white, "nmi")
     mean, std = stats_table(index, columns)
     attacks = sorted(rows["attack"].unique())

@@ -1,7 +1,24 @@
 """What an attack's resolved params declare about it, read by the config checks, the cost
 model and the attack runner alike: whether it is label-aware (reads the true test labels) and
 whether it re-fits. Torch-free, so that the workflow's config validation runs in a plain
-Snakemake environment (`--sdm conda`)."""
+Snakemake environment (`--sdm conda`). `ThreatModel` names the two attackers everywhere
+(config checks, attack jobs, worst cases, tables, cards, the API)."""
+
+from enum import StrEnum
+
+
+class ThreatModel(StrEnum):
+    """The evaluation's two attackers, as tables print them (RobustBench's `ThreatModel` is
+    the model): label-free ones know the model and the clean clustering, label-aware ones
+    also the true test labels."""
+
+    LABEL_FREE = "label-free"
+    LABEL_AWARE = "label-aware"
+
+    @property
+    def suite(self) -> str:
+        """Its key in the config's `attack_suites` (and its attack job's name)."""
+        return self.value.replace("-", "_")
 
 
 def reads_true_labels(params: dict) -> bool:

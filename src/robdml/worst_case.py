@@ -15,9 +15,10 @@ against its own gradients alone would be overstated.
 
 import pandas as pd
 
+from robdml.threat_model import ThreatModel
+
 MODEL = ["dataset", "backbone", "defense", "seed"]
 METRICS = ["nmi", "ami", "ari", "f1", "recall@1"]
-LABEL_FREE, LABEL_AWARE = "label-free", "label-aware"
 WHITEBOX = ("whitebox",)
 ATTACKERS = ("whitebox", "member_attack", "transfer")  # record threats a worst case is over
 BREAKING = "breaking"  # white-box at a breaking-eps probe: check (a) alone reads it (sanity.py)
@@ -25,9 +26,10 @@ BREAKING = "breaking"  # white-box at a breaking-eps probe: check (a) alone read
 
 def threat_models(suites: dict[str, list[str]]) -> dict[str, list[str]]:
     """Threat model -> the attacks its worst case is taken over."""
-    models = {LABEL_FREE: list(suites["label_free"])}
-    if suites["label_aware"]:
-        models[LABEL_AWARE] = list(suites["label_free"]) + list(suites["label_aware"])
+    label_free = list(suites[ThreatModel.LABEL_FREE.suite])
+    models = {ThreatModel.LABEL_FREE: label_free}
+    if suites[ThreatModel.LABEL_AWARE.suite]:
+        models[ThreatModel.LABEL_AWARE] = label_free + list(suites[ThreatModel.LABEL_AWARE.suite])
     return models
 
 

@@ -14,7 +14,6 @@ import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from http.client import HTTPException
 from pathlib import Path
 
@@ -56,12 +55,10 @@ def download(
     attempts: int = 5,
     timeout_s: float = 60,
     backoff_s: float = 2,
-    verify: Callable[[Path, str], None] | None = None,
 ) -> None:
     """Fetch `url` to `destination`, retrying `attempts` times with exponential backoff and
-    resuming from the bytes already received; verify `md5` (None: not verified) and call
-    `verify(bytes_path, shown_as)` (another check, e.g. a sha256; it raises ChecksumError)
-    before the file appears under its final name."""
+    resuming from the bytes already received; verify `md5` (None: not verified) before the
+    file appears under its final name."""
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     part = destination.with_name(destination.name + ".part")
@@ -85,12 +82,10 @@ def download(
     try:
         if md5 is not None:
             verify_md5(part, md5, shown_as=shown_as)
-        if verify is not None:
-            verify(part, shown_as)
     except ChecksumError:
         part.unlink()
         raise
-    if md5 is None and verify is None:
+    if md5 is None:
         log.warning("%s: no md5 configured, the download is not verified", destination)
     os.replace(part, destination)
 
