@@ -24,9 +24,9 @@ def main() -> None:
     parser.add_argument(
         "--grid",
         required=True,
-        help="the run's selection in config order, as JSON: {datasets, backbones, defenses, seeds}",
+        help="the run's selection in config order, as JSON: {datasets, backbones, defenses,"
+        " seeds, external, transfer_sources}",
     )
-    parser.add_argument("--transfer", default="{}", help="the `transfer` config, as JSON")
     parser.add_argument("--kmeans-seeds", type=int, help="k-means seeds per evaluation")
     parser.add_argument(
         "--benchmark-root", required=True, type=Path, help="the jobs' benchmark files (cost)"
@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--provenance", required=True, type=Path, help="output: provenance JSON")
     args = parser.parse_args()
     paths = Path(args.inputs).read_text().split()
-    grid = Grid.from_config(json.loads(args.grid), json.loads(args.transfer))
+    grid = Grid.from_config(json.loads(args.grid))
     provenance = run_provenance(args.config_hash)
     write_tables(
         paths, args.main_eps, args.baselines, json.loads(args.suites), args.out_dir,

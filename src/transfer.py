@@ -25,7 +25,8 @@ CODE = code_version(__file__, Path(__file__).parent)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--evaluation", required=True, help="JSON: the `evaluation` config")
-    parser.add_argument("--source", required=True, help="the source model, e.g. vanilla/seed1")
+    parser.add_argument("--source-defense", required=True, help="the source model's defense")
+    parser.add_argument("--source-seed", required=True, type=int, help="the source model's seed")
     parser.add_argument("--targets", required=True, help="JSON list: each target's ids")
     parser.add_argument("--models", nargs="+", required=True, help="one per target")
     parser.add_argument("--names", nargs="+", required=True, help="attack of each --sets file")
@@ -49,9 +50,10 @@ def main() -> None:
     model_files = list(zip(targets, args.models, strict=True))
     models = [(ids, *load_model(path, device)) for ids, path in model_files]
     sets = list(zip(args.names, args.sets, strict=True))
-    manifest = transfer_job_manifest(evaluation, args.source, model_files, sets, CODE)
+    source = {"defense": args.source_defense, "seed": args.source_seed}
+    manifest = transfer_job_manifest(evaluation, source, model_files, sets, CODE)
     progress = JobProgress(args.progress, manifest)
-    records = transfer_job(models, sets, args.source, evaluation, device, progress)
+    records = transfer_job(models, sets, source, evaluation, device, progress)
     seconds = {"imports": started - IMPORTS_STARTED, "work": time.perf_counter() - started}
     write_records(args.metrics, records, seconds)
 

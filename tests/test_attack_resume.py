@@ -255,7 +255,7 @@ def test_sigterm_leaves_a_checkpoint_the_training_rerun_resumes_to_the_same_mode
         assert torch.equal(p, q), key
 
 
-SOURCE = "pgd_at/seed0"
+SOURCE = {"defense": "pgd_at", "seed": 0}
 
 
 @pytest.fixture
@@ -327,9 +327,10 @@ def test_a_killed_transfer_job_resumes_after_its_finished_units_to_the_uninterru
         ("random_target", 64, "vanilla"), ("cluster_mi", 8, "eat"), ("cluster_mi", 8, "vanilla")
     ]  # fmt: skip
     assert [(r["ids"]["attack"], r["ids"]["defense"], r["ids"]["source"]) for r in full] == [
-        ("random_target", "eat", SOURCE), ("random_target", "vanilla", SOURCE),
-        ("cluster_mi", "eat", SOURCE), ("cluster_mi", "vanilla", SOURCE),
+        ("random_target", "eat", "pgd_at/seed0"), ("random_target", "vanilla", "pgd_at/seed0"),
+        ("cluster_mi", "eat", "pgd_at/seed0"), ("cluster_mi", "vanilla", "pgd_at/seed0"),
     ]  # fmt: skip
+    assert {(r["ids"]["source_defense"], r["ids"]["source_seed"]) for r in full} == {("pgd_at", 0)}
     assert without_timings(resumed) == without_timings(full)
 
 
@@ -368,7 +369,8 @@ def test_transfer_script_resumes_then_leaves_only_its_metrics(
     interrupt_transfer(monkeypatch, targets, sets, progress)
     run = subprocess.run(
         [sys.executable, str(REPO / "src/transfer.py"), "--evaluation", json.dumps(EVALUATION),
-         "--source", SOURCE, "--targets", json.dumps([ids for ids, _ in targets]),
+         "--source-defense", "pgd_at", "--source-seed", "0",
+         "--targets", json.dumps([ids for ids, _ in targets]),
          "--models", *[str(path) for _, path in targets],
          "--names", *[name for name, _ in sets], "--sets", *[str(path) for _, path in sets],
          "--metrics", str(tmp_path / "transfer.json"), "--progress", str(progress)],

@@ -12,10 +12,13 @@ import pandas as pd
 import pytest
 
 from conftest import REPO
+from robdml.evaluation import ids_of
 from robdml.figures import vs_eps_curves
+from robdml.jobs import expected_transfer_sources
 from robdml.sanity import sanity_table, verdict
 from robdml.tables import (
     MAIN_METRICS,
+    MODEL,
     Grid,
     attacks_table,
     cost_frame,
@@ -34,8 +37,18 @@ SUITES = {"label_free": ["centroid", "random_target"], "label_aware": ["oracle"]
 def write_result(directory, seed, attack, eps, nmi, defense="vanilla", threat=None, source=""):
     metrics = {"nmi": nmi, "f1": nmi / 2, "recall@1": nmi, "ari": nmi - 0.5, "nmi_chance": 0.5}
     threat = threat or ("clean" if attack == "clean" else "whitebox")
-    ids = {"dataset": "d", "backbone": "b", "defense": defense, "seed": seed,
-           "attack": attack, "eps_255": eps, "threat": threat, "source": source}  # fmt: skip
+    model = {"dataset": "d", "backbone": "b", "defense": defense, "seed": seed}
+    if threat == "transfer":
+        source_defense, source_seed = source.split("/seed")
+        ids = ids_of(
+            model,
+            attack,
+            eps,
+            threat,
+            source_model={"defense": source_defense, "seed": int(source_seed)},
+        )
+    else:
+        ids = ids_of(model, attack, eps, threat, source)
     name = f"{defense}_{seed}_{attack}_{eps}_{threat}_{source.replace('/', '-')}.json"
     path = directory / name
     path.write_text(json.dumps({"records": [{"ids": ids, "metrics": metrics, "config_hash": "x"}]}))
@@ -438,12 +451,12 @@ def test_transfer_matrix_is_the_worst_transferred_attack_per_seed_then_mean(tmp_
     for target, seed, source, attack, nmi in transfer:
         paths.append(write_result(tmp_path, seed, attack, 8, nmi, target, "transfer", source))
         paths.append(write_result(tmp_path, seed, attack, 16, 0.1, target, "transfer", source))
-    grid = Grid.from_config(
-        {"datasets": ["d"], "backbones": ["b"], "defenses": ["vanilla", "pgd_at", "eat"],
-         "seeds": [0, 1]},
-        {"attacks": ["centroid", "mi"], "source_defenses": ["vanilla", "pgd_at"],
-         "source_seed_offset": 1},
-    )  # fmt: skip
+    run = {"datasets": ["d"], "backbones": ["b"], "defenses": ["vanilla", "pgd_at", "eat"],
+           "seeds": [0, 1]}  # fmt: skip
+    config = {"run": run, "transfer": {"attacks": ["centroid", "mi"], "source_seed_offset": 1,
+                                       "source_defenses": ["vanilla", "pgd_at"]}}  # fmt: skip
+    models = [dict(zip(MODEL, model, strict=True)) for model in Grid.from_config(run).models()]
+    grid = Grid.from_config(run | {"transfer_sources": expected_transfer_sources(config, models)})
     table = transfer_table(load_results(paths), 8, SUITES, grid)
     frame = table.frame().set_index("defense")
     assert list(frame.columns[-3:]) == ["from vanilla", "from pgd_at", "white-box label-free"]

@@ -56,17 +56,25 @@ def record(
     }
 
 
-def ids_of(model: dict, attack: str, eps_255: float, threat: str, source: str = "") -> dict:
+def ids_of(
+    model: dict, attack: str, eps_255: float, threat: str, source: str = "",
+    source_model: dict | None = None,
+) -> dict:  # fmt: skip
     """Identifiers of one record: the evaluated `model` ({dataset, backbone, defense, seed}),
     the attack and eps (clean: 'clean', 0), the threat (clean, whitebox, transfer, member,
-    member_attack, breaking) and the model the examples were crafted on when it is another one."""
-    return {
-        **model,
-        "attack": attack,
-        "eps_255": float(eps_255),
-        "threat": threat,
-        "source": source,
-    }
+    member_attack, breaking) and the model the examples were crafted on when it is another
+    one: `source` names it (a member, 'member1'; a transfer source, 'vanilla/seed1'), and a
+    transfer source's ids ({defense, seed}) are kept as fields of their own."""
+    ids = {**model, "attack": attack, "eps_255": float(eps_255), "threat": threat}
+    if source_model is not None:
+        source = transfer_source_name(source_model)
+        ids |= {"source_defense": source_model["defense"], "source_seed": source_model["seed"]}
+    return ids | {"source": source}
+
+
+def transfer_source_name(source_model: dict) -> str:
+    """How records and tables name a transfer source model: 'vanilla/seed1'."""
+    return f"{source_model['defense']}/seed{source_model['seed']}"
 
 
 def write_records(path: str | Path, records: list[dict], seconds: dict) -> None:

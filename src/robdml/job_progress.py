@@ -57,7 +57,7 @@ def attack_job_manifest(
 
 def transfer_job_manifest(
     evaluation: dict,
-    source: str,
+    source: dict,
     targets: list[tuple[dict, str | Path]],
     sets: list[tuple[str, str | Path]],
     code: str,

@@ -108,6 +108,21 @@ def transfer_sources(config: dict, defense: str, seed: int) -> list[tuple[str, i
     ]
 
 
+def expected_transfer_sources(config: dict, models: list[dict]) -> list[dict]:
+    """Per evaluated model ({dataset, backbone, defense, seed}), the transfer sources
+    ({defense, seed}) whose examples it is evaluated on; none without transfer attacks. The
+    tables name a missing one from this list."""
+    if not config["transfer"]["attacks"]:
+        return []
+    return [
+        {"model": model, "sources": [
+            {"defense": defense, "seed": seed}
+            for defense, seed in transfer_sources(config, model["defense"], model["seed"])
+        ]}
+        for model in models
+    ]  # fmt: skip
+
+
 def transfer_targets(
     config: dict, dataset: str, backbone: str, defense: str, seed: int
 ) -> list[tuple[str, int]]:

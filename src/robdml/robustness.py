@@ -161,16 +161,17 @@ def members_job(
 def transfer_job(
     targets: list[tuple[dict, torch.nn.Module, dict]],
     sets: list[tuple[str, str | Path]],
-    source: str,
+    source: dict,
     evaluation: dict,
     device: torch.device,
     progress: JobProgress,
 ) -> list[dict]:
-    """Records of every adversarial set in `sets` ((attack name, path), crafted on model
-    `source`) evaluated on every target ((ids, model, spec)). Each unit (one set on one target)
-    is saved in `progress` as soon as it is done, and one an earlier attempt saved is not run
-    again; the caller removes `progress` once it has written the records. Each set is read once
-    per attempt, also when all its units are done (its eps names them)."""
+    """Records of every adversarial set in `sets` ((attack name, path), crafted on the model
+    `source`, {defense, seed}) evaluated on every target ((ids, model, spec)). Each unit
+    (one set on one target) is saved in `progress` as soon as it is done, and one an earlier
+    attempt saved is not run again; the caller removes `progress` once it has written the
+    records. Each set is read once per attempt, also when all its units are done (its eps
+    names them)."""
     records = []
     for name, path in sets:
         adversarial = load_adversarial_set(path)
@@ -180,7 +181,7 @@ def transfer_job(
         to_do = progress.unfinished(units)
         for unit, (target_ids, model, model_spec) in zip(units, targets, strict=True):
             if unit in to_do:
-                ids = ids_of(target_ids, name, eps, "transfer", source)
+                ids = ids_of(target_ids, name, eps, "transfer", source_model=source)
                 measured = record(
                     model, model_spec, adversarial["images"], adversarial, ids=ids,
                     spec=evaluation, device=device, attack=described,

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from robdml.evaluation import transfer_source_name
 from robdml.io import atomic_write
 from robdml.provenance import provenance_text
 from robdml.table_format import Table
@@ -51,7 +52,12 @@ def load_results(paths: list[str | Path]) -> pd.DataFrame:
 def records_frame(records: list[dict]) -> pd.DataFrame:
     """One row per metrics record (robdml.evaluation): identifiers, metrics, config hash."""
     rows = [{**r["ids"], **r["metrics"], "config_hash": r["config_hash"]} for r in records]
-    return pd.DataFrame(rows).sort_values(IDS, kind="stable").reset_index(drop=True)
+    frame = pd.DataFrame(rows)
+    for column in ("source_defense", "source_seed"):  # a transfer source's ids; empty elsewhere
+        if column not in frame:
+            frame[column] = None
+    frame["source_seed"] = frame["source_seed"].astype("Int64")
+    return frame.sort_values(IDS, kind="stable").reset_index(drop=True)
 
 
 # -- the grid: which models the run expects, in its order --------------------------------------
@@ -61,31 +67,26 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
 class Grid:
     """The run's selection in config order (`run`: datasets, backbones, defenses, seeds; the
     external models, each (dataset, backbone, name, seed), after the defenses of its block)
-    and per model the transfer sources (`defense/seed{s}`) whose examples it is evaluated on."""
+    and per model the transfer sources ({defense, seed}) whose examples it is evaluated on."""
 
     datasets: list[str]
     backbones: list[str]
     defenses: list[str]
     seeds: list[int]
-    transfer_sources: dict[tuple, list[str]] = field(default_factory=dict)
+    transfer_sources: dict[tuple, list[dict]] = field(default_factory=dict)
     external: list[tuple] = field(default_factory=list)
 
     @classmethod
-    def from_config(cls, run: dict, transfer: dict | None = None) -> "Grid":
-        """From the `run` selection (lists; `external`: robdml.jobs.external_model_ids) and
-        the `transfer` config section."""
-        from robdml.jobs import transfer_sources
-
+    def from_config(cls, run: dict) -> "Grid":
+        """From the workflow's selection: `run` lists (`external`: robdml.jobs.external_model_ids;
+        `transfer_sources`: robdml.jobs.expected_transfer_sources)."""
         grid = cls(
             list(run["datasets"]), list(run["backbones"]), list(run["defenses"]),
             [int(seed) for seed in run["seeds"]],
             external=[tuple(ids[key] for key in MODEL) for ids in run.get("external", [])],
         )  # fmt: skip
-        if transfer and transfer.get("attacks"):
-            config = {"run": {"seeds": grid.seeds}, "transfer": transfer}
-            for model in grid.models():
-                sources = transfer_sources(config, model[2], model[3])
-                grid.transfer_sources[model] = [f"{d}/seed{s}" for d, s in sources]
+        for entry in run.get("transfer_sources", []):
+            grid.transfer_sources[tuple(entry["model"][key] for key in MODEL)] = entry["sources"]
         return grid
 
     @classmethod
@@ -329,8 +330,7 @@ def transfer_table(
     label-free worst case (transfer should not be stronger: sanity check (c))."""
     grid = grid or Grid.from_results(long)
     index = table_index(long, grid)
-    rows = long[(long["threat"] == "transfer") & (long["eps_255"] == eps_255)].copy()
-    rows["source_defense"] = rows["source"].astype(str).str.split("/").str[0]
+    rows = long[(long["threat"] == "transfer") & (long["eps_255"] == eps_255)]
     keys = MODEL + ["source_defense"]
     if len(rows):
         rows = rows.loc[rows.groupby(keys)["nmi"].idxmin()]
@@ -358,7 +358,7 @@ def transfer_table(
     found = set(map(tuple, rows[MODEL + ["source"]].astype(object).to_numpy().tolist()))
     notes = []
     for model, expected in grid.transfer_sources.items():
-        for source in expected:
+        for source in map(transfer_source_name, expected):
             if (*model, source) not in found:
                 notes.append(f"{model_name(model)}: no transfer record from {source}")
     if not sources and not grid.transfer_sources:

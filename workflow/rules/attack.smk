@@ -134,7 +134,6 @@ rule transfer:
     params:
         code=code_of("transfer"),
         evaluation=as_json(evaluation_spec(config)),
-        source="{defense}/seed{seed}",
         targets=lambda w: as_json(transfer_target_ids(w)),
         names=[attack for attack, _ in TRANSFER_SETS],
         sets=transfer_set_paths,
@@ -143,7 +142,8 @@ rule transfer:
         # delete it before a retry)
         progress=f"{METRICS}/transfer.progress",
     shell:
-        "python {input.script:q} --evaluation {params.evaluation:q} --source {params.source}"
+        "python {input.script:q} --evaluation {params.evaluation:q}"
+        " --source-defense {wildcards.defense} --source-seed {wildcards.seed}"
         " --targets {params.targets:q} --models {input.models:q} --names {params.names}"
         " --sets {params.sets:q} --metrics {output:q} --progress {params.progress:q}"
         " --device {params.device} --threads {threads} > {log:q} 2>&1"

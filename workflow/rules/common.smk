@@ -31,6 +31,7 @@ from robdml.jobs import (
     attack_eps,
     attack_job_spec,
     attack_jobs,
+    expected_transfer_sources,
     external_model_ids,
     has_members_job,
     members,

@@ -68,9 +68,9 @@ rule tables:
                 "defenses": list(config["defenses"]),
                 "seeds": SEEDS,
                 "external": EXTERNAL_IDS,
+                "transfer_sources": expected_transfer_sources(config, EVALUATED_IDS),
             }
         ),
-        transfer=as_json(config["transfer"]),
         kmeans_seeds=len(config["evaluation"]["kmeans_seeds"]),
         config_hash=spec_hash(config),
         benchmark_root=BENCHMARKS,
@@ -80,7 +80,7 @@ rule tables:
         "python {input.script:q} --inputs {output.inputs:q} --benchmark-root {params.benchmark_root:q}"
         " --main-eps {params.main_eps}"
         " --suites {params.suites:q} --baselines {params.baselines} --grid {params.grid:q}"
-        " --transfer {params.transfer:q} --kmeans-seeds {params.kmeans_seeds}"
+        " --kmeans-seeds {params.kmeans_seeds}"
         " --config-hash {params.config_hash} --provenance {output.provenance:q}"
         " --out-dir results/tables > {log:q} 2>&1"
 
