@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from robdml.config import split_factory
 from robdml.io import UnreadableFileError, atomic_write, torch_save
 from robdml.models.external import ExternalModelError, build_external
 from robdml.suites import SUITES, UnknownSuiteError
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> None:
     if args.command == "evaluate":
         result = robdml.evaluate(
             module, args.images, eps_255=args.eps, threat_model=args.threat_model,
-            name=Path(args.model.rpartition(":")[0]).stem, **common,
+            name=Path(split_factory(args.model)[0]).stem, **common,
         )  # fmt: skip
         atomic_write(args.out, lambda tmp: tmp.write_text(result.to_json() + "\n"))
         if args.markdown:

@@ -203,9 +203,16 @@ def check_external_models(config: dict, defenses: dict, source: str) -> None:
             )
 
 
+def split_factory(factory: str) -> tuple[str, str]:
+    """(file, function) of an external model's `factory`, 'path/to/file.py:function' (the
+    one place that format is read)."""
+    path, _, function = factory.rpartition(":")
+    return path, function
+
+
 def factory_file(entry: dict) -> str:
-    """The Python file of an external model entry's `factory` ('path/to/file.py:function')."""
-    return entry["factory"].rpartition(":")[0]
+    """The Python file of an external model entry's `factory`."""
+    return split_factory(entry["factory"])[0]
 
 
 def check_external_files(config: dict, source: str) -> None:

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robdml.config import factory_file, split_factory
 from robdml.io import UnreadableFileError, sha256sum, torch_load, torch_save
 
 EXTERNAL_FORMAT = "robdml-external/1"
@@ -52,7 +53,7 @@ class ExternalModel(nn.Module):
 
 def load_factory(name: str, factory: str) -> Callable[[], nn.Module]:
     """The function `factory` ('path/to/file.py:function') names, imported from its file."""
-    path, _, function = factory.rpartition(":")
+    path, function = split_factory(factory)
     if not path or not function:
         raise ExternalModelError(
             f"external model {name!r}: factory {factory!r} is not 'path/to/file.py:function'"
@@ -160,7 +161,7 @@ def external_spec(name: str, entry: dict) -> dict:
     return {
         "external": name,
         **entry,
-        "factory_sha256": sha256sum(entry["factory"].rpartition(":")[0]),
+        "factory_sha256": sha256sum(factory_file(entry)),
         "weights_sha256": sha256sum(weights) if weights else None,
     }
 
