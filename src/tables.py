@@ -10,9 +10,10 @@ import argparse
 import json
 from pathlib import Path
 
+from robdml.grid import Grid
 from robdml.io import write_json
 from robdml.provenance import run_provenance
-from robdml.tables import Grid, write_tables
+from robdml.tables import write_tables
 
 
 def main() -> None:

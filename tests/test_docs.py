@@ -8,7 +8,11 @@ import pytest
 
 from conftest import REPO
 
-PAGES = ["README.md", "CHANGELOG.md", *sorted(f"docs/{p.name}" for p in (REPO / "docs").glob("*.md"))]
+PAGES = [
+    "README.md",
+    "CHANGELOG.md",
+    *sorted(f"docs/{p.name}" for p in (REPO / "docs").glob("*.md")),
+]
 LINK = re.compile(r"(?<!!)\[(?:[^\]\[]|\[[^\]]*\])*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 
@@ -47,15 +51,26 @@ def broken_links(page: str) -> list[str]:
 
 def test_slugs_follow_mkdocs():
     assert slug("Jobs and start-up: `benchmarks/dag.py`") == "jobs-and-start-up-benchmarksdagpy"
-    assert slug("Baselines as their authors' code runs them") == "baselines-as-their-authors-code-runs-them"
-    assert slug("Evaluate your model (library and command)") == "evaluate-your-model-library-and-command"
+    assert (
+        slug("Baselines as their authors' code runs them")
+        == "baselines-as-their-authors-code-runs-them"
+    )
+    assert (
+        slug("Evaluate your model (library and command)")
+        == "evaluate-your-model-library-and-command"
+    )
 
 
 def test_the_check_finds_broken_links(tmp_path, monkeypatch):
     page = tmp_path / "page.md"
-    page.write_text("# Title\n\n[a](page.md#title) [b](missing.md) [c](#nothing) [d](https://x.org)\n")
+    page.write_text(
+        "# Title\n\n[a](page.md#title) [b](missing.md) [c](#nothing) [d](https://x.org)\n"
+    )
     monkeypatch.setattr(__import__(__name__), "REPO", tmp_path)
-    assert broken_links("page.md") == ["missing.md: no such file", "#nothing: no heading #nothing in page.md"]
+    assert broken_links("page.md") == [
+        "missing.md: no such file",
+        "#nothing: no heading #nothing in page.md",
+    ]
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -22,7 +22,8 @@ from robdml.figures import (
     tradeoff,
     training_curves,
 )
-from robdml.tables import cost_frame, load_results
+from robdml.grid import load_results
+from robdml.job_costs import cost_frame
 
 ORDER = ["vanilla", "pgd_at", "eat"]
 

@@ -14,22 +14,19 @@ import pytest
 from conftest import REPO
 from robdml.evaluation import ids_of
 from robdml.figures import vs_eps_curves
+from robdml.grid import Grid, load_results
+from robdml.job_costs import cost_frame, cost_table
 from robdml.jobs import expected_transfer_sources
 from robdml.sanity import sanity_table, verdict
 from robdml.tables import (
     MAIN_METRICS,
-    MODEL,
-    Grid,
     attacks_table,
-    cost_frame,
-    cost_table,
-    load_results,
     main_table,
     paired_table,
     transfer_table,
     write_tables,
 )
-from robdml.worst_case import suite_worst_cases
+from robdml.worst_case import MODEL, suite_worst_cases
 
 SUITES = {"label_free": ["centroid", "random_target"], "label_aware": ["oracle"]}
 

@@ -26,6 +26,7 @@ from torch import nn
 from robdml.attacks.runner import attack_each_eps
 from robdml.cards import card_markdown, model_card
 from robdml.fast_path import FastPath, configure_fast_path
+from robdml.grid import records_frame
 from robdml.io import spec_hash
 from robdml.job_progress import JobProgress
 from robdml.jobs import crafting_spec
@@ -35,7 +36,6 @@ from robdml.robustness import attack_job
 from robdml.runtime import setup
 from robdml.sanity import sanity_table
 from robdml.suites import load_suite
-from robdml.tables import records_frame
 from robdml.test_set import as_test_set
 from robdml.threat_model import ThreatModel
 

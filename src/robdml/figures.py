@@ -22,7 +22,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from robdml.io import atomic_write  # noqa: E402
-from robdml.tables import JOB_KINDS, seed_stats  # noqa: E402
+from robdml.job_costs import JOB_KINDS  # noqa: E402
+from robdml.tables import seed_stats  # noqa: E402
 from robdml.threat_model import ThreatModel  # noqa: E402
 from robdml.worst_case import suite_worst_cases, threat_models  # noqa: E402
 

@@ -1,12 +1,11 @@
-"""Result tables from the jobs' metrics JSONs and benchmark files (pandas).
-
-`long`: one row per metrics record. `main`: per (dataset, backbone, defense), clean metrics
-next to the worst case over each threat model's attack suite at the main eps (robdml.worst_case),
-as mean ± std over training seeds (over k-means seeds when there is one training seed), with
-the chance NMI. `attacks`: every white-box attack's NMI at the main eps and which one is the
-worst case. `transfer`: each target defense's NMI under examples crafted on each source defense
-(black-box). `cost`: wall time of every job, from Snakemake's benchmark files. `paired` and
-`members`: seed-paired differences to baselines, and ensembles vs their members.
+"""Result tables from the jobs' metrics records (pandas), over the run's grid (robdml.grid); the
+cost table is robdml.job_costs'. `main`: per (dataset, backbone, defense), clean metrics next
+to the worst case over each threat model's attack suite at the main eps (robdml.worst_case), as
+mean ± std over training seeds (over k-means seeds when there is one training seed), with the
+chance NMI. `attacks`: every white-box attack's NMI at the main eps and which one is the worst
+case. `transfer`: each target defense's NMI under examples crafted on each source defense
+(black-box). `paired` and `members`: seed-paired differences to baselines, and ensembles vs
+their members.
 
 main, attacks, transfer and cost are written as CSV (for analysis), Markdown and LaTeX (for
 reading): rows in the run's order of datasets, backbones and defenses, the best mean of each
@@ -15,16 +14,23 @@ that is missing from it (a model without a clean record, a suite attack without 
 listed, never dropped silently.
 """
 
-import itertools
-import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from robdml.evaluation import transfer_source_name
+from robdml.grid import (
+    GROUP,
+    Grid,
+    load_results,
+    missing_runs,
+    model_name,
+    order_rows,
+    table_index,
+)
 from robdml.io import atomic_write
+from robdml.job_costs import benchmark_files, cost_frame, cost_table
 from robdml.provenance import provenance_text
 from robdml.table_format import Table
 from robdml.threat_model import ThreatModel
@@ -32,154 +38,15 @@ from robdml.worst_case import (
     ATTACKERS,
     MODEL,
     WHITEBOX,
+    at_eps,
     threat_models,
     worst_case,
 )
 
-IDS = ["dataset", "backbone", "defense", "seed", "threat", "source", "attack", "eps_255"]
-GROUP = ["dataset", "backbone", "defense"]
 MAIN_METRICS = {"nmi": "NMI", "ari": "ARI", "f1": "F1", "recall@1": "R@1"}
-JOB_KINDS = ["train", "attack", "members", "transfer"]  # benchmark files the cost table reads
-
-
-def load_results(paths: list[str | Path]) -> pd.DataFrame:
-    """One row per metrics record of the jobs' JSONs (robdml.evaluation)."""
-    return records_frame(
-        [result for path in paths for result in json.loads(Path(path).read_text())["records"]]
-    )
-
-
-def records_frame(records: list[dict]) -> pd.DataFrame:
-    """One row per metrics record (robdml.evaluation): identifiers, metrics, config hash."""
-    rows = [{**r["ids"], **r["metrics"], "config_hash": r["config_hash"]} for r in records]
-    frame = pd.DataFrame(rows)
-    for column in ("source_defense", "source_seed"):  # a transfer source's ids; empty elsewhere
-        if column not in frame:
-            frame[column] = None
-    frame["source_seed"] = frame["source_seed"].astype("Int64")
-    return frame.sort_values(IDS, kind="stable").reset_index(drop=True)
-
-
-# -- the grid: which models the run expects, in its order --------------------------------------
-
-
-@dataclass
-class Grid:
-    """The run's selection in config order (`run`: datasets, backbones, defenses, seeds; the
-    external models, each (dataset, backbone, name, seed), after the defenses of its block)
-    and per model the transfer sources ({defense, seed}) whose examples it is evaluated on."""
-
-    datasets: list[str]
-    backbones: list[str]
-    defenses: list[str]
-    seeds: list[int]
-    transfer_sources: dict[tuple, list[dict]] = field(default_factory=dict)
-    external: list[tuple] = field(default_factory=list)
-
-    @classmethod
-    def from_config(cls, run: dict) -> "Grid":
-        """From the workflow's selection: `run` lists (`external`: robdml.jobs.external_model_ids;
-        `transfer_sources`: robdml.jobs.expected_transfer_sources)."""
-        grid = cls(
-            list(run["datasets"]), list(run["backbones"]), list(run["defenses"]),
-            [int(seed) for seed in run["seeds"]],
-            external=[tuple(ids[key] for key in MODEL) for ids in run.get("external", [])],
-        )  # fmt: skip
-        for entry in run.get("transfer_sources", []):
-            grid.transfer_sources[tuple(entry["model"][key] for key in MODEL)] = entry["sources"]
-        return grid
-
-    @classmethod
-    def from_results(cls, long: pd.DataFrame) -> "Grid":
-        """The models the results contain (sorted): without a config, nothing counts as
-        missing but suite attacks of a model that has others."""
-        models = long[long["threat"].isin(["clean", "whitebox"])]
-        return cls(*(sorted(models[key].unique().tolist()) for key in MODEL))
-
-    def models(self) -> list[tuple]:
-        trained = itertools.product(self.datasets, self.backbones, self.defenses, self.seeds)
-        return list(trained) + self.external
-
-    def groups(self) -> list[tuple]:
-        """(dataset, backbone, defense) of every expected model, without repeats."""
-        return list(dict.fromkeys(model[:3] for model in self.models()))
-
-    def defense_order(self) -> list[str]:
-        """Defenses, then external models, in config order."""
-        return self.defenses + [model[2] for model in self.external]
-
-
-def order_rows(frame: pd.DataFrame, grid: Grid) -> pd.DataFrame:
-    """Rows in the grid's order of datasets, backbones and defenses (names outside the grid
-    after, sorted); stable otherwise."""
-    orders = {
-        "dataset": grid.datasets, "backbone": grid.backbones, "defense": grid.defense_order()
-    }  # fmt: skip
-    keys = []
-    for column, order in orders.items():
-        if column in frame:
-            rank = {name: i for i, name in enumerate(order)}
-            keys.append(column)
-            frame = frame.assign(**{f"_{column}_rank": frame[column].map(rank)})
-    ranks = [f"_{column}_rank" for column in keys]
-    frame = frame.sort_values(
-        [part for column in keys for part in (f"_{column}_rank", column)], kind="stable"
-    )
-    return frame.drop(columns=ranks).reset_index(drop=True)
-
-
-def table_index(long: pd.DataFrame, grid: Grid) -> pd.MultiIndex:
-    """(dataset, backbone, defense) of every expected group and of every group with records,
-    in the grid's order."""
-    expected = pd.DataFrame(grid.groups(), columns=GROUP)
-    present = long[GROUP].drop_duplicates() if len(long) else expected.iloc[:0]
-    groups = pd.concat([expected, present]).drop_duplicates()
-    return pd.MultiIndex.from_frame(order_rows(groups, grid))
-
-
-def model_name(model: tuple) -> str:
-    dataset, backbone, defense, seed = model
-    return f"{dataset}/{backbone}/{defense} seed {seed}"
-
-
-def missing_runs(long: pd.DataFrame, grid: Grid, eps_255: float, suites: dict) -> list[str]:
-    """One line per expected model that lacks records: no records at all, no clean record,
-    or suite attacks missing at `eps_255` (robdml.worst_case's `n_attacks` per threat model,
-    with the names of the missing attacks)."""
-    clean = set(map(tuple, long.loc[long["threat"] == "clean", MODEL].to_numpy().tolist()))
-    whitebox = long[(long["threat"] == "whitebox") & (long["eps_255"] == eps_255)]
-    found = {
-        name: at_eps(worst_case(long, attacks), eps_255).set_index(MODEL)["n_attacks"]
-        for name, attacks in threat_models(suites).items()
-    }
-    suite = list(dict.fromkeys(sum(threat_models(suites).values(), [])))
-    notes = []
-    for model in grid.models():
-        counts = {name: int(worst.get(model, 0)) for name, worst in found.items()}
-        complete = all(counts[name] == len(a) for name, a in threat_models(suites).items())
-        if model in clean and complete:
-            continue
-        if model not in clean and not any(counts.values()):
-            notes.append(f"{model_name(model)}: no records (its jobs did not run or failed)")
-            continue
-        parts = [] if model in clean else ["no clean record"]
-        if not complete:
-            rows = whitebox[(whitebox[MODEL] == pd.Series(model, index=MODEL)).all(axis=1)]
-            absent = [attack for attack in suite if attack not in set(rows["attack"])]
-            counted = ", ".join(
-                f"{name} suite {counts[name]} of {len(attacks)} attacks"
-                for name, attacks in threat_models(suites).items()
-            )
-            parts.append(f"no {', '.join(absent)} at eps {eps_255:g}/255 ({counted})")
-        notes.append(f"{model_name(model)}: {'; '.join(parts)}")
-    return notes
 
 
 # -- statistics -----------------------------------------------------------------------------------
-
-
-def at_eps(worst: pd.DataFrame, eps_255: float) -> pd.DataFrame:
-    return worst[worst["eps_255"] == eps_255]
 
 
 def mean_std(values: pd.Series, sign: str = "") -> str:
@@ -367,92 +234,6 @@ def transfer_table(
         "transfer", caption, mean, std, pd.DataFrame(index=index),
         dict.fromkeys(mean.columns, "max"), notes,
     )  # fmt: skip
-
-
-def benchmark_row(path: Path) -> dict:
-    """Kind, model and wall seconds (mean over Snakemake's `repeat`s) of one benchmark file,
-    from the end of its path: .../train/{d}/{b}/{f}/seed{s}.tsv,
-    .../attack/{d}/{b}/{f}/seed{s}/{job}.tsv (job `members`: rule attack_members) or
-    .../transfer/{d}/{b}/{f}/seed{s}.tsv."""
-    parts = Path(path).with_suffix("").parts
-    if len(parts) >= 6 and parts[-6] == "attack" and parts[-2].startswith("seed"):
-        dataset, backbone, defense, seed, job = parts[-5:]
-        kind = "members" if job == "members" else "attack"
-    elif len(parts) >= 5 and parts[-5] in ("train", "transfer") and parts[-1].startswith("seed"):
-        kind, dataset, backbone, defense, seed = parts[-5:]
-    else:
-        raise ValueError(f"{path}: not a train, attack or transfer benchmark file")
-    frame = pd.read_csv(path, sep="\t")
-    rss = pd.to_numeric(frame["max_rss"], errors="coerce") if "max_rss" in frame else None
-    return {
-        "dataset": dataset, "backbone": backbone, "defense": defense,
-        "seed": int(seed.removeprefix("seed")), "kind": kind,
-        "seconds": float(pd.to_numeric(frame["s"], errors="coerce").mean()),
-        "max_rss": float(rss.max()) if rss is not None and rss.notna().any() else math.nan,
-    }  # fmt: skip
-
-
-def benchmark_files(root: Path) -> list[Path]:
-    """The train, attack and transfer benchmark files under `root` (a run's listing, for
-    callers without the list of the jobs' files)."""
-    kinds = ("train", "attack", "transfer")
-    return sorted(path for kind in kinds for path in (root / kind).rglob("*.tsv"))
-
-
-def cost_frame(paths: list[str | Path], grid: Grid) -> pd.DataFrame:
-    """Per (dataset, backbone, defense): summed wall seconds per job kind and in total, jobs,
-    largest max RSS (MB), in the grid's order; numbers, as cost.csv holds them. Jobs of models
-    outside the grid (another config's run in the same results/) are left out."""
-    rows = pd.DataFrame(
-        [benchmark_row(Path(path)) for path in paths],
-        columns=GROUP + ["seed", "kind", "seconds", "max_rss"],
-    )
-    expected = set(grid.models())
-    in_grid = [tuple(model) in expected for model in rows[MODEL].itertuples(index=False)]
-    rows = rows[pd.Series(in_grid, index=rows.index, dtype=bool)]
-    index = table_index(rows, grid)
-    frame = rows.groupby(GROUP + ["kind"])["seconds"].sum().unstack("kind")
-    frame = frame.reindex(index=index, columns=JOB_KINDS).astype(float)
-    frame.columns = [f"{kind} (s)" for kind in JOB_KINDS]
-    frame["total (s)"] = frame.sum(axis=1, min_count=1)
-    frame["jobs"] = rows.groupby(GROUP).size().reindex(index).fillna(0).astype(int)
-    frame["peak RSS (MB)"] = rows.groupby(GROUP)["max_rss"].max().reindex(index)
-    return frame.reset_index()
-
-
-def cost_table(cost: pd.DataFrame, grid: Grid) -> Table:
-    """cost_frame for reading: hours (minutes, seconds for a short run), lowest in bold, and
-    every expected model without a train benchmark in the notes."""
-    seconds = [f"{kind} (s)" for kind in JOB_KINDS + ["total"]]
-    largest = cost[seconds].max().max()
-    unit, scale = ("h", 3600) if largest >= 7200 else ("min", 60) if largest >= 120 else ("s", 1)
-    index = pd.MultiIndex.from_frame(cost[GROUP])
-    mean = pd.DataFrame(index=index)
-    for column in seconds:
-        mean[column.replace("(s)", f"({unit})")] = cost[column].to_numpy() / scale
-    mean["peak RSS (GB)"] = cost["peak RSS (MB)"].to_numpy() / 1024
-    std = pd.DataFrame(math.nan, index=index, columns=mean.columns)
-    text = pd.DataFrame({"jobs": cost["jobs"].to_numpy()}, index=index)
-    unit_name = {"h": "hours", "min": "minutes", "s": "seconds"}[unit]
-    caption = (
-        "Compute per defense: wall time of its jobs summed over seeds, from Snakemake's "
-        "benchmark files (train; attack: the attack-group jobs, which craft and evaluate; "
-        "members: an ensemble's members job; transfer: a source model's transfer job, charged "
-        f"to the source defense) in {unit_name}, and the largest max RSS of any of its jobs. "
-        "Bold: the lowest per column and dataset/backbone."
-    )
-    trained = set()
-    if "train (s)" in cost:
-        trained = set(map(tuple, cost.loc[cost["train (s)"].notna(), GROUP].to_numpy().tolist()))
-    notes = [
-        f"{dataset}/{backbone}/{defense}: no train benchmark"
-        for dataset, backbone, defense in itertools.product(
-            grid.datasets, grid.backbones, grid.defenses
-        )
-        if (dataset, backbone, defense) not in trained
-    ]
-    best = dict.fromkeys(mean.columns, "min")
-    return Table("cost", caption, mean, std, text, best, notes, decimals=2)
 
 
 def paired_table(

@@ -79,3 +79,7 @@ def suite_worst_cases(long: pd.DataFrame, suites: dict[str, list[str]]) -> pd.Da
     """worst_case for every threat model of the suites, stacked."""
     frames = [worst_case(long, attacks, name) for name, attacks in threat_models(suites).items()]
     return pd.concat(frames, ignore_index=True)
+
+
+def at_eps(worst: pd.DataFrame, eps_255: float) -> pd.DataFrame:
+    return worst[worst["eps_255"] == eps_255]
