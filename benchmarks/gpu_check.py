@@ -41,7 +41,7 @@ writes nothing (its sizes are not a job's).
     bash benchmarks/gpu_check.sh --smoke    # anywhere, seconds: resnet18 at 32 px, tiny sets
 
 Imports the library from src/ (the wrapper sets PYTHONPATH): needs torch, torchvision, numpy,
-scipy, scikit-learn, PyYAML, tqdm and pytorch-metric-learning (README "GPU check").
+scipy, scikit-learn, PyYAML, tqdm and pytorch-metric-learning (docs/performance.md "GPU check").
 """
 
 import argparse

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU check (README "GPU check"): the GPU fast path against plain fp32 for ResNet-50 at 224 px
+# GPU check (docs/performance.md "GPU check"): the GPU fast path against plain fp32 for ResNet-50 at 224 px
 # on synthetic data, offline, installing nothing; sized for 3-4 minutes on an H100 (estimate).
 #   bash benchmarks/gpu_check.sh [--smoke] [--threads N]    (PYTHON=... picks the interpreter)
 # On a GPU it writes the measured throughput and utilisation as a config overlay for the cost

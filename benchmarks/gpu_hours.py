@@ -6,7 +6,7 @@ Requested: what the rules request. Runs a forced dry run of the workflow (`snake
 x attempts / 60. `attempts` is 1 unless the job's work needs more than the partition's
 `time_limit_min`: it then asks for the limit on each attempt its work needs, resuming from its
 last finished unit (robdml.resources.attempts); a job resubmitted after a failure asks for more
-(README "Resources"). The runtimes come from the cost model of `robdml.resources` at stated
+(docs/cluster.md "Resources"). The runtimes come from the cost model of `robdml.resources` at stated
 throughputs, with its safety factor: upper bounds, not measurements. Jobs without a defense
 (data, reports, t-SNE) are `(shared)`. On a `device: cpu` config no job asks for a GPU;
 `job_hours` sums every job's runtime.

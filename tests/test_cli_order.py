@@ -12,6 +12,8 @@ from conftest import REPO
 
 SUGGESTING = [
     "README.md",
+    "CHANGELOG.md",
+    *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md")),
     "config/README.md",
     *sorted(str(p.relative_to(REPO)) for p in (REPO / "config").rglob("*.yaml")),
     *sorted(str(p.relative_to(REPO)) for p in (REPO / "examples").rglob("*.*")),

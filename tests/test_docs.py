@@ -1,10 +1,12 @@
 """README.md and docs/*.md: every relative link points to a file that exists, every `#anchor`
 to a heading of its target (MkDocs' slugs), and README.md stays short. Offline, no MkDocs."""
 
+import json
 import re
 import unicodedata
 
 import pytest
+import yaml
 
 from conftest import REPO
 
@@ -82,9 +84,50 @@ def test_readme_is_short():
     assert len((REPO / "README.md").read_text().splitlines()) <= 150
 
 
-def test_docs_commands_put_targets_before_configfile():
-    """tests/test_cli_order.py's check, over the documentation pages too."""
-    from test_cli_order import unsafe_commands
+CITING = ["src", "workflow", "config", "benchmarks", "tools", "examples", "profiles"]
+CITATION = re.compile(r'\b(README\.md|docs/[a-z_]+\.md|README) "([^"\n]+)"')
 
-    for page in PAGES:
-        assert unsafe_commands((REPO / page).read_text()) == [], page
+
+def citations() -> list[tuple[str, str, str]]:
+    """(file, page, heading) of every `docs/page.md "Heading"` the code and configs cite."""
+    found = []
+    for folder in CITING:
+        for path in sorted((REPO / folder).rglob("*")):
+            if path.suffix in {".py", ".smk", ".yaml", ".md", ".sh", ".json"}:
+                for page, heading in CITATION.findall(path.read_text()):
+                    found.append((str(path.relative_to(REPO)), page, heading))
+    return found
+
+
+def test_every_section_the_code_cites_exists():
+    """Comments and messages cite a page and a heading's exact text; a moved or renamed
+    section fails here (a bare `README "..."` names no page and fails too)."""
+    assert citations(), "the citation pattern finds nothing: it is broken"
+    missing = []
+    for where, page, heading in citations():
+        headings = set()
+        if (REPO / page).is_file():
+            text = prose(REPO / page)
+            headings = {m.group(1) for m in re.finditer(r"^#{1,6}\s+(.+?)\s*$", text, re.M)}
+        if heading not in headings:
+            missing.append(f'{where}: {page} "{heading}"')
+    assert not missing, missing
+
+
+def test_numbers_the_prose_states_are_the_configs_and_the_recorded_dags():
+    """Counts a reader sees in README and docs, checked against where they come from: the
+    shipped configs' job counts (tests/data/dag_fingerprints.json, which the workflow test
+    keeps true) and the glyph split's class counts (config/config.yaml)."""
+    fingerprints = json.loads((REPO / "tests/data/dag_fingerprints.json").read_text())
+    readme = (REPO / "README.md").read_text()
+    jobs = {name: f"{entry['jobs']:,}" for name, entry in fingerprints.items()}
+    assert f"| `config.yaml` (the paper) | {jobs['config']} |" in readme
+    assert (
+        f"| `demo.yaml`, `demo_full.yaml` (CPU) | {jobs['demo']}, {jobs['demo_full']} |" in readme
+    )
+    glyphs = yaml.safe_load((REPO / "config/config.yaml").read_text())["datasets"]["glyphs"]
+    counts, per_class = glyphs["counts"], 16
+    train_classes = counts["train_images"] // per_class
+    data = " ".join((REPO / "docs/data.md").read_text().split())
+    assert f"merged into {train_classes + counts['test_classes']} classes of {per_class}" in data
+    assert f"gives {train_classes} training and {counts['test_classes']} test classes" in data

@@ -7,13 +7,13 @@ fp32; embeddings that are measured, for the clean context, the objective values 
 evaluation, stay fp32), channels_last weights and batches, cuDNN's autotuner, pinned memory
 and persistent workers in the training loader, and the whole uint8 test set on the GPU while
 an attack runs. The first three can change results beyond noise, so the config's `gpu`
-section switches each (README "GPU fast path"); the rest only move data sooner.
+section switches each (docs/performance.md "GPU fast path"); the rest only move data sooner.
 
 On CPU only channels_last can be on (`cpu.channels_last`: the small CNN's max-pooling and
-convolutions run faster in that layout, README "GPU fast path"); it changes floating-point
-summation order, which training and attacks amplify like a change of data order does. Every
-other part is off on CPU, exactly: with channels_last off, the CPU path runs the same
-operations as without this module (tests/test_fast_path.py checks bit-identical results).
+convolutions run faster in that layout, docs/performance.md "GPU fast path"); it changes
+floating-point summation order, which training and attacks amplify like a change of data order
+does. Every other part is off on CPU, exactly: with channels_last off, the CPU path runs the
+same operations as without this module (tests/test_fast_path.py checks bit-identical results).
 Evaluation never uses it: it measures with the plain model.
 """
 

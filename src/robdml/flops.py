@@ -1,7 +1,7 @@
 """FLOPs of one forward pass of one image through an embedding model, the model robdml.models
 builds, counted by torch's FlopCounterMode on the meta device (no weights, memory or arithmetic:
 about a second for ResNet-50). The expected cost of robdml.resources multiplies it by the
-passes its cost model counts (README "Resources").
+passes its cost model counts (docs/cluster.md "Resources").
 
 Convention: FlopCounterMode's, 2 FLOPs per multiply-accumulate of the convolutions and matrix
 products; element-wise work (batch norm, ReLU, pooling, normalisation) counts nothing. ResNet-50

@@ -1,5 +1,5 @@
 """What the workflow runs for each trained model, as few scheduler jobs as keep their work
-apart (README "How it fits together"). Torch-free: the Snakefile's planning imports it.
+apart (docs/workflow.md "How it fits together"). Torch-free: the Snakefile's planning imports it.
 
 Per trained model, one attack job per group of attacks crafts every attack of the group at
 its eps and evaluates each set it crafts in the same process (one start-up, one scheduler

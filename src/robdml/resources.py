@@ -1,8 +1,8 @@
-"""What every job asks the scheduler for: runtime from a cost model, memory from the image sets
-it holds (README "Resources"). Pure arithmetic on the resolved config: the Snakefile's planning
-imports it, so it must not import torch or any other scientific package.
+"""What every job asks the scheduler for: runtime from a cost model, memory from the image sets it
+holds (docs/cluster.md "Resources"). Pure arithmetic on the resolved config: the Snakefile's
+planning imports it, so it must not import torch or any other scientific package.
 
-Runtime of a train, attack or evaluate job, in minutes, on its `attempt` (1, then 2, ... when
+Runtime of a train, attack, members or transfer job, in minutes, on its `attempt` (1, then 2, ... when
 Snakemake resubmits it):
 
     runtime = ceil(attempt x (startup_min + safety_factor x seconds / 60))
@@ -94,7 +94,7 @@ def dverge(params: dict, cost: dict) -> float:
 
 # Forward+backward-pass equivalents per training image per epoch, all members together, read
 # off each defense's `loss` (src/robdml/defenses/); P = the training attack's steps. A new
-# defense adds its line here (README "Adding a defense, an attack or a dataset").
+# defense adds its line here (docs/extending.md "Adding a defense, an attack or a dataset").
 TRAIN_PASSES: dict[str, Passes] = {
     "vanilla": lambda p, c: 1,
     "mixup": lambda p, c: 1,  # one pass on the mixed batch
@@ -158,7 +158,7 @@ def counts(config: dict, dataset: str) -> dict:
     if "counts" not in entry:
         raise ConfigError(
             f"datasets.{dataset}: no `counts` (train_images, test_images, test_classes), "
-            'which size its jobs\' resources (README "Resources")'
+            'which size its jobs\' resources (docs/cluster.md "Resources")'
         )
     return entry["counts"]
 

@@ -124,7 +124,7 @@ def cpus_per_gpu(wildcards, threads):
     return threads if GPUS else 0
 
 
-# Resources: the cost model of robdml.resources (README "Resources"), each request times
+# Resources: the cost model of robdml.resources (docs/cluster.md "Resources"), each request times
 # Snakemake's `attempt` (a resubmitted job asks for more). benchmarks/gpu_hours.py sums them.
 def train_runtime(wildcards, attempt):
     w = wildcards

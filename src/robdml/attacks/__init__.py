@@ -1,5 +1,5 @@
-"""Evaluation attacks by name. Adding one (README "Adding a defense, an attack or a dataset"):
-a module with an `Attack` subclass, one line here, its schema entry in
+"""Evaluation attacks by name. Adding one (docs/extending.md "Adding a defense, an attack or a
+dataset"): a module with an `Attack` subclass, one line here, its schema entry in
 workflow/schemas/config.schema.yaml, its defaults in config/config.yaml, and a test."""
 
 from robdml.attacks.base import Attack, Context

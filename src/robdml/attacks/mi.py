@@ -4,7 +4,7 @@ classes and the clustering.
 Soft assignments q(c | x) = softmax(scale * cos(embedding, centroid c)) to the attacker's
 k-means centroids, re-fitted on the adversarial embeddings every `refit_every` steps (the
 shipped configs set `refit_every` = `steps`, i.e. keep the clean centroids: re-fitting was
-weaker on the glyph models, README "Attacks: strength and cost"). With the
+weaker on the glyph models, docs/evaluation.md "Attacks: strength and cost (measured)"). With the
 joint P(y, c) = mean over samples of [y_i = y] q(c | x_i), the derivative of MI(y; c) in q(c | x_i)
 is log P(y_i, c) / P(c) / N, so each sample's objective (held fixed within a round, exact to
 first order) is -sum_c q(c | x_i) log(P(y_i, c) / P(c)): leave the clusters where your class

@@ -1,6 +1,6 @@
-"""Defenses by name. Adding one (README "Adding a defense, an attack or a dataset"): a module
-with a `Defense` subclass, one line here, its cost line in robdml.resources, its schema entry
-in workflow/schemas/config.schema.yaml, its defaults in config/config.yaml, and a test."""
+"""Defenses by name. Adding one (docs/extending.md "Adding a defense, an attack or a dataset"): a
+module with a `Defense` subclass, one line here, its cost line in robdml.resources, its schema
+entry in workflow/schemas/config.schema.yaml, its defaults in config/config.yaml, and a test."""
 
 from robdml.defenses.act import AntiCollapseTraining
 from robdml.defenses.adp import ADP

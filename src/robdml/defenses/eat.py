@@ -2,7 +2,7 @@
 Metric Learning" (arXiv 2501.01025). The paper says EAT promotes the diversity of the ensemble
 and uses a self-transferring mechanism that brings the robustness statistics of the whole
 ensemble into the update of every single member; its exact recipe is not available to us, so
-each choice below is our reading (README "Assumptions"), with the alternatives as options.
+each choice below is our reading (docs/method.md "Assumptions"), with the alternatives as options.
 
 - members: M members (`members`), each initialised from its own (seed, member) generators
   (models.storage.member_generator).
