@@ -2,8 +2,8 @@
 holds (docs/cluster.md "Resources"). Pure arithmetic on the resolved config: the Snakefile's
 planning imports it, so it must not import torch or any other scientific package.
 
-Runtime of a train, attack, members or transfer job, in minutes, on its `attempt` (1, then 2, ... when
-Snakemake resubmits it):
+Runtime of a train, attack, members or transfer job, in minutes, on its `attempt` (1, then 2,
+... when Snakemake resubmits it):
 
     runtime = ceil(attempt x (startup_min + safety_factor x seconds / 60))
     seconds = images x passes / throughput + k-means seconds

@@ -9,6 +9,7 @@ generator seeded by (seed, epoch)).
 
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -29,6 +30,19 @@ log = logging.getLogger(__name__)
 EPOCH_LINE = "epoch %d: mean loss %.4f, %.2f s"
 
 
+@dataclass
+class Run:
+    """One training run's state: the defense, its members and their Proxy Anchor losses, the
+    optimiser, each member's sample mask, and the epochs done so far (`history`)."""
+
+    defense: Defense
+    members: list[nn.Module]
+    pal_losses: list[nn.Module]
+    optimizer: torch.optim.Optimizer
+    masks: torch.Tensor
+    history: list[dict] = field(default_factory=list)
+
+
 def train(
     spec: dict,
     train_set: Dataset,
@@ -45,14 +59,43 @@ def train(
     Resumes from `checkpoint_path` when it holds an unfinished run of the same spec; writes
     `model_path` atomically at the end and removes the checkpoint. Returns the per-epoch history.
     """
-    recipe, seed = spec["training"], spec["seed"]
+    recipe = spec["training"]
     fast_path = fast_path or configure_fast_path(device)
+    run = build_run(spec, train_set.labels, device, weights_file, fast_path)
+    checkpoint_path = Path(checkpoint_path)
+    resume(run, checkpoint_path, spec)
+    sampler = EpochBatches()
+    workers = recipe["num_workers"]
+    loader = DataLoader(
+        train_set, batch_sampler=sampler, num_workers=workers, **fast_path.loader_options(workers)
+    )
+    for epoch in range(len(run.history), recipe["epochs"]):
+        started = time.perf_counter()
+        loss = train_epoch(run, spec, loader, sampler, train_set.labels, epoch, fast_path)
+        run.history.append({"epoch": epoch + 1, "loss": loss})
+        seconds = time.perf_counter() - started  # in the log, not the model file (reproducible)
+        log.info(EPOCH_LINE, epoch + 1, loss, seconds)
+        save_checkpoint(checkpoint_path, spec, run, epoch)
+    save_model(model_path, spec, [member.cpu() for member in run.members], run.history)
+    checkpoint_path.unlink(missing_ok=True)
+    return run.history
+
+
+def build_run(
+    spec: dict,
+    labels: torch.Tensor,
+    device: torch.device,
+    weights_file: str | Path | None,
+    fast_path: FastPath,
+) -> Run:
+    """A fresh run: members (from `weights_file` where the backbone has ImageNet weights) and
+    proxies drawn from their own (seed, member) generators, the optimiser, the masks."""
+    recipe, seed = spec["training"], spec["seed"]
     defense = build_defense(spec["defense"])
     members = [
         fast_path.prepare_model(member)
         for member in build_members(spec, defense.n_members, weights_file)
     ]
-    labels = train_set.labels
     n_classes = int(labels.max()) + 1
     pal_losses = [
         proxy_anchor_loss(
@@ -64,65 +107,70 @@ def train(
         for index in range(defense.n_members)
     ]
     optimizer = make_optimizer(members, pal_losses, recipe)
-    masks = defense.member_masks(labels, seed)
+    return Run(defense, members, pal_losses, optimizer, defense.member_masks(labels, seed))
 
-    history: list[dict] = []
-    first_epoch = 0
-    checkpoint_path = Path(checkpoint_path)
+
+def resume(run: Run, checkpoint_path: Path, spec: dict) -> None:
+    """Load the checkpoint's weights, proxies, optimiser and history into `run` when it
+    belongs to this spec (load_checkpoint); otherwise leave the fresh run as it is."""
     state = load_checkpoint(checkpoint_path, spec)
-    if state is not None:
-        for member, member_state in zip(members, state["members"], strict=True):
-            member.load_state_dict(member_state)
-        for pal, pal_state in zip(pal_losses, state["pal_losses"], strict=True):
-            pal.load_state_dict(pal_state)
-        optimizer.load_state_dict(state["optimizer"])
-        # rebuilt with this code's key strings: pickle writes each distinct key object, so
-        # reused ones keep a resumed run's model file byte-identical to an uninterrupted one's
-        history = [{"epoch": h["epoch"], "loss": h["loss"]} for h in state["history"]]
-        first_epoch = state["epoch"] + 1
-        log.info("resuming from %s after epoch %d", checkpoint_path, first_epoch)
+    if state is None:
+        return
+    for member, member_state in zip(run.members, state["members"], strict=True):
+        member.load_state_dict(member_state)
+    for pal, pal_state in zip(run.pal_losses, state["pal_losses"], strict=True):
+        pal.load_state_dict(pal_state)
+    run.optimizer.load_state_dict(state["optimizer"])
+    # rebuilt with this code's key strings: pickle writes each distinct key object, so
+    # reused ones keep a resumed run's model file byte-identical to an uninterrupted one's
+    run.history = [{"epoch": h["epoch"], "loss": h["loss"]} for h in state["history"]]
+    log.info("resuming from %s after epoch %d", checkpoint_path, state["epoch"] + 1)
 
-    sampler = EpochBatches()
-    workers = recipe["num_workers"]
-    loader = DataLoader(
-        train_set, batch_sampler=sampler, num_workers=workers, **fast_path.loader_options(workers)
+
+def train_epoch(
+    run: Run,
+    spec: dict,
+    loader: DataLoader,
+    sampler: "EpochBatches",
+    labels: torch.Tensor,
+    epoch: int,
+    fast_path: FastPath,
+) -> float:
+    """One epoch (all its randomness from the (seed, epoch) generator, so a resumed run draws
+    what the uninterrupted one drew); returns the mean batch loss."""
+    recipe, seed = spec["training"], spec["seed"]
+    set_epoch(run.members, run.optimizer, recipe, epoch)
+    epoch_generator = generator(seed, epoch)
+    step = StepContext(run.members, run.pal_losses, epoch_generator, seed, epoch, recipe["epochs"])
+    batches = epoch_batches(run.defense.batches, labels, recipe["batch_size"], epoch_generator)
+    sampler.batches = batches
+    total = 0.0
+    description = f"epoch {epoch + 1}/{recipe['epochs']}"
+    progress = tqdm(loader, desc=description, total=len(batches), mininterval=5)
+    for (batch_images, batch_labels), batch in zip(progress, batches, strict=True):
+        index = torch.tensor([sample for sample, _ in batch])
+        loss = train_step(
+            run.defense, step, run.optimizer, batch_images, batch_labels, run.masks[index],
+            recipe["grad_clip_value"], fast_path,
+        )  # fmt: skip
+        total += loss.item()
+        progress.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    return total / max(len(batches), 1)
+
+
+def save_checkpoint(path: Path, spec: dict, run: Run, epoch: int) -> None:
+    """Everything `resume` needs after `epoch`, written atomically."""
+    torch_save(
+        path,
+        {
+            "spec_hash": spec_hash(spec),
+            "epoch": epoch,
+            "members": [member.state_dict() for member in run.members],
+            "pal_losses": [pal.state_dict() for pal in run.pal_losses],
+            "optimizer": run.optimizer.state_dict(),
+            "history": run.history,
+        },
     )
-    for epoch in range(first_epoch, recipe["epochs"]):
-        set_epoch(members, optimizer, recipe, epoch)
-        epoch_generator = generator(seed, epoch)
-        step = StepContext(members, pal_losses, epoch_generator, seed, epoch, recipe["epochs"])
-        batches = epoch_batches(defense.batches, labels, recipe["batch_size"], epoch_generator)
-        sampler.batches = batches
-        total = 0.0
-        description = f"epoch {epoch + 1}/{recipe['epochs']}"
-        started = time.perf_counter()
-        progress = tqdm(loader, desc=description, total=len(batches), mininterval=5)
-        for (batch_images, batch_labels), batch in zip(progress, batches, strict=True):
-            index = torch.tensor([sample for sample, _ in batch])
-            loss = train_step(
-                defense, step, optimizer, batch_images, batch_labels, masks[index],
-                recipe["grad_clip_value"], fast_path,
-            )  # fmt: skip
-            total += loss.item()
-            progress.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-        history.append({"epoch": epoch + 1, "loss": total / max(len(batches), 1)})
-        seconds = time.perf_counter() - started  # in the log, not the model file (reproducible)
-        log.info(EPOCH_LINE, epoch + 1, history[-1]["loss"], seconds)
-        torch_save(
-            checkpoint_path,
-            {
-                "spec_hash": spec_hash(spec),
-                "epoch": epoch,
-                "members": [member.state_dict() for member in members],
-                "pal_losses": [pal.state_dict() for pal in pal_losses],
-                "optimizer": optimizer.state_dict(),
-                "history": history,
-            },
-        )
-
-    save_model(model_path, spec, [member.cpu() for member in members], history)
-    checkpoint_path.unlink(missing_ok=True)
-    return history
 
 
 def train_step(
