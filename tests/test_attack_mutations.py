@@ -6,9 +6,9 @@ shared crafting batch gives each member only the samples its mask allows."""
 
 import pytest
 import torch
+from attack_toys import PixelModel, params_for, tight_clusters
+from defense_toys import eat, toy_batch, toy_step
 from sklearn.metrics import normalized_mutual_info_score
-from test_attacks import PixelModel, params_for, tight_clusters
-from test_defenses import eat, toy_batch, toy_step
 
 from robdml.attacks import pgd, project
 from robdml.attacks.centroids import kmeans_centroids

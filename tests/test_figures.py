@@ -11,7 +11,7 @@ import sys
 import matplotlib.colors
 import pandas as pd
 import pytest
-from test_tables import GRID, SUITES, grid_results, write_benchmark
+from result_toys import GRID, SUITES, grid_results, write_benchmark
 
 from conftest import REPO
 from robdml.figures import (

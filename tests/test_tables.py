@@ -10,9 +10,9 @@ import sys
 
 import pandas as pd
 import pytest
+from result_toys import GRID, SUITES, grid_results, write_benchmark, write_result
 
 from conftest import REPO
-from robdml.evaluation import ids_of
 from robdml.figures import vs_eps_curves
 from robdml.grid import Grid, load_results
 from robdml.job_costs import cost_frame, cost_table
@@ -27,29 +27,6 @@ from robdml.tables import (
     write_tables,
 )
 from robdml.worst_case import MODEL, suite_worst_cases
-
-SUITES = {"label_free": ["centroid", "random_target"], "label_aware": ["oracle"]}
-
-
-def write_result(directory, seed, attack, eps, nmi, defense="vanilla", threat=None, source=""):
-    metrics = {"nmi": nmi, "f1": nmi / 2, "recall@1": nmi, "ari": nmi - 0.5, "nmi_chance": 0.5}
-    threat = threat or ("clean" if attack == "clean" else "whitebox")
-    model = {"dataset": "d", "backbone": "b", "defense": defense, "seed": seed}
-    if threat == "transfer":
-        source_defense, source_seed = source.split("/seed")
-        ids = ids_of(
-            model,
-            attack,
-            eps,
-            threat,
-            source_model={"defense": source_defense, "seed": int(source_seed)},
-        )
-    else:
-        ids = ids_of(model, attack, eps, threat, source)
-    name = f"{defense}_{seed}_{attack}_{eps}_{threat}_{source.replace('/', '-')}.json"
-    path = directory / name
-    path.write_text(json.dumps({"records": [{"ids": ids, "metrics": metrics, "config_hash": "x"}]}))
-    return path
 
 
 def test_main_table_takes_the_worst_attack_per_seed_then_mean_and_std(tmp_path):
@@ -303,25 +280,6 @@ def test_paired_differences_are_taken_seed_by_seed():
 
 # -- a grid of three defenses, two seeds ----------------------------------------------------------
 
-GRID = Grid(["d"], ["b"], ["vanilla", "pgd_at", "eat"], [0, 1])
-CLEAN = {"vanilla": (0.90, 0.92), "pgd_at": (0.80, 0.84), "eat": (0.85, 0.85)}
-WORST = {"vanilla": (0.50, 0.52), "pgd_at": (0.70, 0.74), "eat": (0.60, 0.66)}
-
-
-def grid_results(directory, skip=()):
-    """CLEAN and WORST per defense and seed: WORST is random_target's NMI, centroid 0.05
-    above it; `skip`: (defense, seed, attack) left out."""
-    paths = []
-    for defense, seeds in CLEAN.items():
-        for seed, clean in enumerate(seeds):
-            worst = WORST[defense][seed]
-            for attack, nmi in (("clean", clean), ("centroid", worst + 0.05),
-                                ("random_target", worst), ("oracle", worst - 0.1)):  # fmt: skip
-                if (defense, seed, attack) not in skip:
-                    eps = 0 if attack == "clean" else 8
-                    paths.append(write_result(directory, seed, attack, eps, nmi, defense))
-    return paths
-
 
 def column(markdown: str, name: str) -> list[str]:
     """The cells of one column of a Markdown table."""
@@ -468,15 +426,6 @@ def test_transfer_matrix_is_the_worst_transferred_attack_per_seed_then_mean(tmp_
     assert "d/b/eat seed 1: no transfer record from vanilla/seed0" in table.notes
     assert "d/b/pgd_at seed 0: no transfer record from pgd_at/seed1" in table.notes
     assert not any("d/b/pgd_at seed 0: no transfer record from vanilla" in n for n in table.notes)
-
-
-def write_benchmark(root, kind, defense, seed, seconds, job=None, rss=100.0):
-    path = root / kind / "d" / "b" / defense / f"seed{seed}.tsv"
-    if job:
-        path = path.with_suffix("") / f"{job}.tsv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"s\th:m:s\tmax_rss\tcpu_time\n{seconds}\t0:00:00\t{rss}\t1.0\n")
-    return path
 
 
 def test_cost_table_sums_benchmark_seconds_per_kind(tmp_path):
