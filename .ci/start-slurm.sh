@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # start-slurm.sh - bring up a real single-node SLURM cluster on this machine, for CI
-# (tests/test_slurm.py, marker `slurm`). Debian 12 (bookworm), run as root; no systemd
+# (tests/workflow/test_slurm.py, marker `slurm`). Debian 12 (bookworm), run as root; no systemd
 # needed: munged, (mariadbd, slurmdbd,) slurmctld and slurmd are started as plain daemons.
 #
 # Idempotent: safe to run again while the cluster is up (it only starts what is not
@@ -20,7 +20,7 @@
 #   SLURM_WAIT        max seconds for each wait step                   (default 60)
 #   SLURM_PARTITION   partition name                                   (default main)
 #   SLURM_SHORT       name of a second partition with a 1-minute MaxTime, where jobs are
-#                        killed at their time limit (tests/test_slurm.py)    (default short)
+#                        killed at their time limit (tests/workflow/test_slurm.py)    (default short)
 #
 # Adapted from the measured recipe in the project notes (slurm-single-node.md).
 set -euo pipefail

@@ -3,6 +3,8 @@ defenses x two seeds with known worst cases."""
 
 import json
 
+import pandas as pd
+
 from robdml.evaluation import ids_of
 from robdml.grid import Grid
 
@@ -61,3 +63,29 @@ CLEAN = {"vanilla": (0.90, 0.92), "pgd_at": (0.80, 0.84), "eat": (0.85, 0.85)}
 
 
 WORST = {"vanilla": (0.50, 0.52), "pgd_at": (0.70, 0.74), "eat": (0.60, 0.66)}
+
+
+def suite_long_table() -> pd.DataFrame:
+    """Two eps; per metric a different attack is the worst; `es` (outside every suite) is
+    lowest of all and `oracle` is label-aware."""
+    rows = [("clean", "clean", 0, 0.90, 0.60)]
+    rows += [("centroid", "whitebox", e, 0.70 - e / 100, 0.40) for e in (8, 16)]
+    rows += [("random_target", "whitebox", e, 0.75 - e / 100, 0.30) for e in (8, 16)]
+    rows += [("oracle", "whitebox", e, 0.65 - e / 100, 0.35) for e in (8, 16)]
+    rows += [("es", "whitebox", e, 0.10, 0.05) for e in (8, 16)]
+    return pd.DataFrame(
+        [
+            {"dataset": "d", "backbone": "b", "defense": "v", "seed": 0, "attack": a,
+             "threat": t, "eps_255": e, "source": "", "nmi": n, "ari": r, "f1": n,
+             "recall@1": n, "nmi_chance": 0.5}
+            for a, t, e, n, r in rows
+        ]
+    )  # fmt: skip
+
+
+def column(markdown: str, name: str) -> list[str]:
+    """The cells of one column of a Markdown table."""
+    lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+    return [row[header.index(name)] for row in rows]

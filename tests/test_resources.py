@@ -219,7 +219,8 @@ def test_counts_are_no_part_of_any_spec(paper):
 
 
 def test_the_cost_model_imports_no_scientific_package(tmp_path):
-    """The Snakefile's planning uses it (tests/test_workflow.py plans with torch blocked)."""
+    """The Snakefile's planning uses it (tests/workflow/test_workflow.py plans with torch
+    blocked)."""
     code = (
         "import sys\n"
         "from robdml.config import load_config\n"

@@ -9,24 +9,27 @@ import subprocess
 import sys
 
 import pandas as pd
-import pytest
-from result_toys import GRID, SUITES, grid_results, write_benchmark, write_result
+from result_toys import (
+    GRID,
+    SUITES,
+    column,
+    grid_results,
+    suite_long_table,
+    write_benchmark,
+    write_result,
+)  # fmt: skip
 
 from conftest import REPO
-from robdml.figures import vs_eps_curves
 from robdml.grid import Grid, load_results
-from robdml.job_costs import cost_frame, cost_table
 from robdml.jobs import expected_transfer_sources
-from robdml.sanity import sanity_table, verdict
 from robdml.tables import (
-    MAIN_METRICS,
     attacks_table,
     main_table,
     paired_table,
     transfer_table,
     write_tables,
 )
-from robdml.worst_case import MODEL, suite_worst_cases
+from robdml.worst_case import MODEL
 
 
 def test_main_table_takes_the_worst_attack_per_seed_then_mean_and_std(tmp_path):
@@ -85,164 +88,11 @@ def test_single_seed_shows_the_kmeans_std_of_the_attack_that_is_the_worst_case()
     assert row["clean NMI"] == "0.900 ± 0.001" and row["label-free NMI"] == "0.400 ± 0.002"
 
 
-def suite_long_table() -> pd.DataFrame:
-    """Two eps; per metric a different attack is the worst; `es` (outside every suite) is
-    lowest of all and `oracle` is label-aware."""
-    rows = [("clean", "clean", 0, 0.90, 0.60)]
-    rows += [("centroid", "whitebox", e, 0.70 - e / 100, 0.40) for e in (8, 16)]
-    rows += [("random_target", "whitebox", e, 0.75 - e / 100, 0.30) for e in (8, 16)]
-    rows += [("oracle", "whitebox", e, 0.65 - e / 100, 0.35) for e in (8, 16)]
-    rows += [("es", "whitebox", e, 0.10, 0.05) for e in (8, 16)]
-    return pd.DataFrame(
-        [
-            {"dataset": "d", "backbone": "b", "defense": "v", "seed": 0, "attack": a,
-             "threat": t, "eps_255": e, "source": "", "nmi": n, "ari": r, "f1": n,
-             "recall@1": n, "nmi_chance": 0.5}
-            for a, t, e, n, r in rows
-        ]
-    )  # fmt: skip
-
-
 def test_worst_case_is_per_metric_over_the_suite_only():
     long = suite_long_table()
     row = main_table(long, 8, SUITES).frame().iloc[0]
     assert row["label-free NMI"] == "0.620" and row["label-free ARI"] == "0.300"
     assert row["label-aware NMI"] == "0.570" and row["label-aware ARI"] == "0.300"
-
-
-def test_table_figure_and_sanity_report_the_same_suite_worst_case():
-    long = suite_long_table()
-    table = main_table(long, 16, SUITES).frame().iloc[0]
-    curves = vs_eps_curves(long, "nmi", SUITES)
-    figure = curves[(curves["eps_255"] == 16) & (curves["threat_model"] == "label-free")]
-    sanity = sanity_table(long, SANITY | {"breaking_eps_255": 16}, SUITES, 8)
-    chance = sanity[sanity["check"].str.startswith("a: near chance")]
-    label_free = chance[chance["threat_model"] == "label-free"]["value"].iloc[0]
-    assert table["label-free NMI"] == "0.540"
-    assert figure["nmi"].tolist() == pytest.approx([0.54])
-    assert label_free.startswith("NMI 0.540")
-
-
-SANITY = {"stronger": {}, "monotone_tolerance": 0.005, "chance_margin": 0.05,
-          "breaking_eps_255": 64, "stronger_tolerance": 0.005, "transfer_tolerance": 0}  # fmt: skip
-METRIC_COLUMNS = ("nmi", "ari", "f1", "recall@1")
-
-
-def sanity_long(points) -> pd.DataFrame:
-    """One model, white-box rows (attack, eps, {metric: value}); unnamed metrics equal NMI."""
-    return pd.DataFrame(
-        [
-            {"dataset": "d", "backbone": "b", "defense": "v", "seed": 0, "attack": attack,
-             "threat": "whitebox", "eps_255": eps, "source": "", "nmi_chance": 0.5,
-             **{metric: values.get(metric, values["nmi"]) for metric in METRIC_COLUMNS}}
-            for attack, eps, values in points
-        ]
-    )  # fmt: skip
-
-
-def check_row(table, check_prefix, threat="label-free") -> pd.Series:
-    rows = table[table["check"].str.startswith(check_prefix) & (table["threat_model"] == threat)]
-    assert len(rows) == 1, rows
-    return rows.iloc[0]
-
-
-ROBUST = [("centroid", 8, {"nmi": 0.80}), ("centroid", 16, {"nmi": 0.70}),
-          ("centroid", 64, {"nmi": 0.52})]  # fmt: skip
-
-
-def test_check_a_is_near_chance_at_the_breaking_eps_not_at_the_largest():
-    """A robust model far above chance at 16/255 and near it at 64/255 passes when 64 is the
-    breaking eps, and fails when the breaking eps is 16 (the paper sweep's largest before 64
-    joined it), although the largest eps here is near chance."""
-    passing = check_row(sanity_table(sanity_long(ROBUST), SANITY, SUITES, 8), "a: near chance")
-    assert passing["check"] == "a: near chance at eps 64" and passing["passed"]
-    assert passing["value"] == "NMI 0.520 vs chance 0.500"
-    flagged = sanity_table(sanity_long(ROBUST), SANITY | {"breaking_eps_255": 16}, SUITES, 8)
-    flagged = check_row(flagged, "a: near chance")
-    assert flagged["check"] == "a: near chance at eps 16" and not flagged["passed"]
-    assert flagged["value"] == "NMI 0.700 vs chance 0.500"
-
-
-def test_check_a_without_results_at_the_breaking_eps_is_not_measured_and_fails():
-    """Near chance at the largest eps measured does not stand in for the breaking eps."""
-    long = sanity_long([("centroid", 8, {"nmi": 0.80}), ("centroid", 16, {"nmi": 0.51})])
-    row = check_row(sanity_table(long, SANITY, SUITES, 8), "a: near chance")
-    assert row["check"] == "a: near chance at eps 64" and not row["passed"]
-    assert row["value"].startswith("not measured: no worst case at eps 64")
-
-
-def test_check_a_reads_the_breaking_probe_which_no_reported_worst_case_does():
-    """A probe at 64/255 (threat 'breaking': suite attacks at a breaking eps outside the sweep)
-    is part of both halves of check (a); the tables' worst case sees the sweep alone."""
-    sweep = sanity_long([("centroid", 8, {"nmi": 0.80}), ("centroid", 16, {"nmi": 0.70})])
-    for probed, passed in ((0.52, True), (0.75, False)):
-        probe = sanity_long([("centroid", 64, {"nmi": probed})]).assign(threat="breaking")
-        long = pd.concat([sweep, probe], ignore_index=True)
-        table = sanity_table(long, SANITY, SUITES, 8)
-        row = check_row(table, "a: near chance")
-        assert row["passed"] == passed and row["value"] == f"NMI {probed:.3f} vs chance 0.500"
-        monotone = check_row(table, "a: non-increasing")
-        largest = "at eps 8->16" if passed else "at eps 16->64"  # the probe read
-        assert monotone["passed"] == passed and largest in monotone["value"]
-        assert set(suite_worst_cases(long, SUITES)["eps_255"]) == {8, 16}
-
-
-def test_check_a_with_a_null_breaking_eps_says_not_run_in_one_row_per_model():
-    long = sanity_long([("centroid", 8, {"nmi": 0.80}), ("oracle", 8, {"nmi": 0.75})])
-    table = sanity_table(long, SANITY | {"breaking_eps_255": None}, SUITES, 8)
-    chance = table[table["check"].str.startswith("a: near chance")]
-    assert list(chance["threat_model"]) == ["label-aware", "label-free"]  # one per model
-    assert (chance["check"] == "a: near chance at the breaking eps").all()
-    assert chance["value"].str.startswith("not run: sanity.breaking_eps_255 is null").all()
-    assert chance["passed"].all() and table["passed"].dtype == bool
-    assert verdict(table) == "4 checks, 0 failed, 4 not run."  # one eps: nor is non-increasing
-
-
-BASE = {"nmi": 0.80, "ari": 0.40, "f1": 0.60, "recall@1": 0.90}
-
-
-@pytest.mark.parametrize("metric", METRIC_COLUMNS)
-def test_check_a_non_increasing_fails_when_any_one_metric_rises(metric):
-    """One row per model and threat model, naming the metric that rose most."""
-    at_16 = {name: value + (0.01 if name == metric else -0.1) for name, value in BASE.items()}
-    at_64 = {name: value - 0.3 for name, value in BASE.items()}
-    long = sanity_long([("centroid", 8, BASE), ("centroid", 16, at_16), ("centroid", 64, at_64)])
-    row = check_row(sanity_table(long, SANITY, SUITES, 8), "a: non-increasing")
-    label = MAIN_METRICS[metric]
-    assert not row["passed"]
-    assert (
-        row["value"]
-        == f"largest rise {label} +0.0100 at eps 8->16 (tolerance 0.005; over it: {label})"
-    )
-    steady = check_row(sanity_table(sanity_long(ROBUST), SANITY, SUITES, 8), "a: non-increasing")
-    assert steady["passed"]
-
-
-def stronger_long(metric: str, drop: float) -> pd.DataFrame:
-    """The suite at eps 8, and each label-free attack with twice its steps, which lowers
-    `metric` by `drop` and leaves the other metrics as they were."""
-    stronger = BASE | {metric: BASE[metric] - drop}
-    points = [(attack, 8, BASE) for attack in ("centroid", "random_target", "oracle")]
-    points += [(f"{attack}_steps2x", 8, stronger) for attack in ("centroid", "random_target")]
-    return sanity_long(points + [("oracle_steps2x", 8, BASE)])
-
-
-@pytest.mark.parametrize("metric", METRIC_COLUMNS)
-def test_check_b_fails_when_any_one_metrics_worst_case_moves(metric):
-    """Check (b) on NMI, ARI, F1 and R@1: a suite converged in NMI need not be in R@1."""
-    stronger = SANITY | {"stronger": {"steps_factor": 2}}
-    table = sanity_table(stronger_long(metric, 0.02), stronger, SUITES, 8)
-    moved = {name: f"{value:.3f}->{value - 0.02 * (name == metric):.3f}"
-             for name, value in BASE.items()}  # fmt: skip
-    for threat in ("label-free", "label-aware"):  # the label-aware suite has the label-free one
-        row = check_row(table, "b: steps_factor 2 at eps 8", threat)
-        assert not row["passed"]
-        assert row["value"] == (
-            f"NMI {moved['nmi']}, ARI {moved['ari']}, F1 {moved['f1']}, R@1 {moved['recall@1']}; "
-            f"most: {MAIN_METRICS[metric]} -0.0200 (centroid_steps2x)"
-        )
-    converged = sanity_table(stronger_long(metric, 0.004), stronger, SUITES, 8)
-    assert converged.loc[converged["check"].str.startswith("b: "), "passed"].all()
 
 
 def test_paired_differences_are_taken_seed_by_seed():
@@ -279,14 +129,6 @@ def test_paired_differences_are_taken_seed_by_seed():
 
 
 # -- a grid of three defenses, two seeds ----------------------------------------------------------
-
-
-def column(markdown: str, name: str) -> list[str]:
-    """The cells of one column of a Markdown table."""
-    lines = [line for line in markdown.splitlines() if line.startswith("|")]
-    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
-    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
-    return [row[header.index(name)] for row in rows]
 
 
 def test_main_table_bolds_the_best_mean_and_only_it(tmp_path):
@@ -426,34 +268,6 @@ def test_transfer_matrix_is_the_worst_transferred_attack_per_seed_then_mean(tmp_
     assert "d/b/eat seed 1: no transfer record from vanilla/seed0" in table.notes
     assert "d/b/pgd_at seed 0: no transfer record from pgd_at/seed1" in table.notes
     assert not any("d/b/pgd_at seed 0: no transfer record from vanilla" in n for n in table.notes)
-
-
-def test_cost_table_sums_benchmark_seconds_per_kind(tmp_path):
-    root = tmp_path / "benchmarks"
-    paths = [
-        write_benchmark(root, "train", "vanilla", 0, 3600),
-        write_benchmark(root, "train", "vanilla", 1, 5400),
-        write_benchmark(root, "attack", "vanilla", 0, 1800, "label_free", rss=2048),
-        write_benchmark(root, "attack", "vanilla", 0, 1800, "label_aware"),
-        write_benchmark(root, "transfer", "vanilla", 0, 720),
-        write_benchmark(root, "train", "eat", 0, 36000),
-        write_benchmark(root, "attack", "eat", 0, 7200, "members"),
-    ]  # fmt: skip
-    grid = Grid(["d"], ["b"], ["vanilla", "pgd_at", "eat"], [0, 1])
-    cost = cost_frame(paths, grid)
-    vanilla = cost.set_index("defense").loc["vanilla"]
-    assert vanilla["train (s)"] == 9000 and vanilla["attack (s)"] == 3600
-    assert vanilla["transfer (s)"] == 720 and pd.isna(vanilla["members (s)"])
-    assert vanilla["total (s)"] == 13320 and vanilla["jobs"] == 5
-    assert vanilla["peak RSS (MB)"] == 2048
-    assert cost.set_index("defense").loc["eat", "members (s)"] == 7200
-    assert list(cost["defense"]) == ["vanilla", "pgd_at", "eat"]
-    table = cost_table(cost, grid)
-    markdown = table.markdown()
-    assert column(markdown, "total (h)") == ["**3.70**", "–", "12.00"]  # lowest is best
-    assert column(markdown, "train (h)") == ["**2.50**", "–", "10.00"]
-    assert table.notes == ["d/b/pgd_at: no train benchmark"]
-    assert cost_frame(sorted(root.rglob("*.tsv")), grid).equals(cost)
 
 
 def test_the_tables_script_writes_every_table_from_its_arguments(tmp_path):

@@ -13,8 +13,8 @@ On CPU only channels_last can be on (`cpu.channels_last`: the small CNN's max-po
 convolutions run faster in that layout, docs/performance.md "GPU fast path"); it changes
 floating-point summation order, which training and attacks amplify like a change of data order
 does. Every other part is off on CPU, exactly: with channels_last off, the CPU path runs the
-same operations as without this module (tests/test_fast_path.py checks bit-identical results).
-Evaluation never uses it: it measures with the plain model.
+same operations as without this module (tests/test_fast_path.py checks bit-identical
+results). Evaluation never uses it: it measures with the plain model.
 """
 
 import argparse

@@ -57,6 +57,7 @@ rule attack:
         job=lambda w: job_spec(w.dataset, w.backbone, w.defense, w.seed, w.job),
         evaluation=as_json(evaluation_spec(config)),
         ids=model_ids,
+        device=config["device"],
         fast_path=fast_path_options(config),
         # finished (attack, eps) units, kept across attempts (not an output: Snakemake would
         # delete it before a retry)
@@ -65,7 +66,7 @@ rule attack:
         "python {input.script:q} --job {params.job:q} --evaluation {params.evaluation:q}"
         " --ids {params.ids:q} --model {input.model:q} --data {input.data:q}"
         " --metrics {output.metrics:q} --sets {output.sets:q} --progress {params.progress:q}"
-        " --device {config[device]} {params.fast_path} --threads {threads} > {log:q} 2>&1"
+        " --device {params.device} {params.fast_path} --threads {threads} > {log:q} 2>&1"
 
 
 rule attack_members:
@@ -99,6 +100,7 @@ rule attack_members:
         evaluation=as_json(evaluation_spec(config)),
         ids=model_ids,
         seed=config["evaluation"]["attack_kmeans_seed"],
+        device=config["device"],
         fast_path=fast_path_options(config),
         # finished (attack, eps, member) units, kept across attempts (as the attack rule's)
         progress=f"{METRICS}/members.progress",
@@ -106,7 +108,7 @@ rule attack_members:
         "python {input.script:q} --job {params.job:q} --evaluation {params.evaluation:q}"
         " --ids {params.ids:q} --seed {params.seed} --model {input.model:q} --data {input.data:q}"
         " --metrics {output:q} --progress {params.progress:q}"
-        " --device {config[device]} {params.fast_path}"
+        " --device {params.device} {params.fast_path}"
         " --threads {threads} > {log:q} 2>&1"
 
 

@@ -37,6 +37,7 @@ rule train:
             train_spec(config, w.dataset, w.backbone, w.defense, int(w.seed))
         ),
         checkpoint=f"{MODEL}/checkpoint.pt",
+        device=config["device"],
         fast_path=fast_path_options(config),
         # derived from the input, so not a params rerun trigger; empty without weights
         weights=lambda w, input: (
@@ -45,4 +46,4 @@ rule train:
     shell:
         "python {input.script:q} --spec {params.spec:q} --data {input.data:q}"
         " --model {output:q} --checkpoint {params.checkpoint:q}"
-        " --device {config[device]} {params.fast_path} --threads {threads}{params.weights} > {log:q} 2>&1"
+        " --device {params.device} {params.fast_path} --threads {threads}{params.weights} > {log:q} 2>&1"

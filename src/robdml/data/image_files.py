@@ -74,7 +74,8 @@ def read_rgb(path: str | Path) -> torch.Tensor:
     PNGs converted to RGB; an EXIF orientation tag not applied). torchvision's decoders are
     deprecated since 0.29; TorchCodec, their successor, always applies EXIF orientation and its
     PyPI wheels need torch's CUDA 13 runtime, so Pillow (already a torchvision dependency)
-    decodes: pixel for pixel what torchvision's `decode_image` gave (tests/test_datasets.py)."""
+    decodes: pixel for pixel what torchvision's `decode_image` gave
+    (tests/data/test_datasets.py)."""
     from PIL import Image
 
     with Image.open(path) as image:

@@ -116,9 +116,9 @@ def test_every_section_the_code_cites_exists():
 
 def test_numbers_the_prose_states_are_the_configs_and_the_recorded_dags():
     """Counts a reader sees in README and docs, checked against where they come from: the
-    shipped configs' job counts (tests/data/dag_fingerprints.json, which the workflow test
+    shipped configs' job counts (tests/fixtures/dag_fingerprints.json, which the workflow test
     keeps true) and the glyph split's class counts (config/config.yaml)."""
-    fingerprints = json.loads((REPO / "tests/data/dag_fingerprints.json").read_text())
+    fingerprints = json.loads((REPO / "tests/fixtures/dag_fingerprints.json").read_text())
     readme = (REPO / "README.md").read_text()
     jobs = {name: f"{entry['jobs']:,}" for name, entry in fingerprints.items()}
     assert f"| `config.yaml` (the paper) | {jobs['config']} |" in readme

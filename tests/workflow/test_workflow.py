@@ -101,15 +101,15 @@ def dag_fingerprint(paths, cwd) -> dict:
     }
 
 
-DAG_FINGERPRINTS = json.loads((REPO / "tests/data/dag_fingerprints.json").read_text())
+DAG_FINGERPRINTS = json.loads((REPO / "tests/fixtures/dag_fingerprints.json").read_text())
 
 
 @pytest.mark.parametrize("name", sorted(DAG_FINGERPRINTS))
 def test_shipped_configs_plan_the_recorded_dag(tmp_path, name):
-    """Every job and its spec, as recorded in tests/data/dag_fingerprints.json: a change to
+    """Every job and its spec, as recorded in tests/fixtures/dag_fingerprints.json: a change to
     configs or rules that should not change what runs (e.g. turning full configs into
     overlays) must leave these unchanged. When a change is meant to alter a DAG, record the
-    new fingerprint (tests/data/README.md) and say why in the commit."""
+    new fingerprint (tests/fixtures/README.md) and say why in the commit."""
     recorded = DAG_FINGERPRINTS[name]
     paths = [REPO / "config" / path for path in recorded["configfiles"]]
     assert dag_fingerprint(paths, tmp_path) == {

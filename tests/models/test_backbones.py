@@ -1,5 +1,5 @@
 """ImageNet backbones with random weights (tests never download): the embedding contract, and
-the message when a backbone's ImageNet weights file is missing (tests/test_weights.py: the
+the message when a backbone's ImageNet weights file is missing (tests/models/test_weights.py: the
 files themselves)."""
 
 import pytest
