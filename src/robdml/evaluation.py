@@ -12,6 +12,7 @@ from torch import nn
 
 from robdml.embedding import embed
 from robdml.io import package_versions, spec_hash, write_json
+from robdml.jobs import transfer_source_name
 from robdml.metrics import evaluate_clustering, split_retrieval_metrics
 
 
@@ -70,11 +71,6 @@ def ids_of(
         source = transfer_source_name(source_model)
         ids |= {"source_defense": source_model["defense"], "source_seed": source_model["seed"]}
     return ids | {"source": source}
-
-
-def transfer_source_name(source_model: dict) -> str:
-    """How records and tables name a transfer source model: 'vanilla/seed1'."""
-    return f"{source_model['defense']}/seed{source_model['seed']}"
 
 
 def write_records(path: str | Path, records: list[dict], seconds: dict) -> None:
