@@ -30,9 +30,10 @@ from robdml.config import deep_merge, load_config, load_schema, read_config, val
 from robdml.data.prepared import load_split
 from robdml.evaluation import record
 from robdml.io import spec_hash
-from robdml.jobs import LABEL_AWARE, LABEL_FREE, attack_job_spec, attack_jobs, main_eps
+from robdml.jobs import LABEL_AWARE, LABEL_FREE, attack_jobs, main_eps
 from robdml.models import load_model
 from robdml.runtime import setup
+from robdml.specs import attack_job_spec
 from robdml.worst_case import threat_models
 
 METRICS = ["nmi", "ari", "f1", "recall@1"]

@@ -26,7 +26,7 @@ CODE = code_version(__file__, Path(__file__).parent)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--job", required=True, help="JSON: robdml.jobs.attack_job_spec")
+    parser.add_argument("--job", required=True, help="JSON: robdml.specs.attack_job_spec")
     parser.add_argument("--evaluation", required=True, help="JSON: the `evaluation` config")
     parser.add_argument("--ids", required=True, help="JSON: the model's dataset/backbone/...")
     parser.add_argument("--model", required=True, help="trained model file")

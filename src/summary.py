@@ -1,6 +1,6 @@
 """Rule summary: results/summary.md, the run's headline in one file: the main table, the
-sanity checks' verdict, the figures and where it all came from. `tools/readme_results.py`
-copies its table into README."""
+sanity checks' verdict, the figures and where it all came from. `tools/copy_results.py`
+copies measured tables into README and the docs."""
 
 import argparse
 import json

@@ -20,7 +20,7 @@ from robdml.training import train
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--spec", required=True, help="training spec (robdml.config.train_spec)")
+    parser.add_argument("--spec", required=True, help="training spec (robdml.specs.train_spec)")
     parser.add_argument("--data", required=True, help="prepared training split")
     parser.add_argument("--model", required=True, help="output: trained model file")
     parser.add_argument("--checkpoint", required=True, help="per-epoch checkpoint (resume)")

@@ -6,10 +6,11 @@ import copy
 import torch
 
 from conftest import REPO, TINY_CNN, TINY_DATASET
-from robdml.config import defense_spec, load_schema, read_config, train_spec, validate_config
+from robdml.config import load_schema, read_config, validate_config
 from robdml.defenses import DEFENSES, Defense, StepContext, build_defense
 from robdml.losses import proxy_anchor_loss
 from robdml.models import build_members, member_generator
+from robdml.specs import defense_spec, train_spec
 
 N_CLASSES, PER_CLASS = 4, 6
 

@@ -17,10 +17,11 @@ from torch.utils.data import DataLoader, TensorDataset
 import robdml
 from conftest import REPO, toy_images
 from robdml import cli
-from robdml.config import evaluation_spec, fast_path_options, load_config
+from robdml.config import load_config
 from robdml.data.prepared import save_split
-from robdml.jobs import attack_job_spec, attack_jobs
+from robdml.jobs import attack_jobs
 from robdml.models.external import import_external
+from robdml.specs import attack_job_spec, evaluation_spec, fast_path_options
 from robdml.suites import SUITES, load_suite, suite_from_config
 from robdml.test_set import as_test_set
 

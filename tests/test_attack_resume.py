@@ -21,7 +21,7 @@ from robdml import evaluation, job_progress, robustness
 from robdml.adversarial import load_adversarial_set, save_adversarial_set, set_name
 from robdml.attacks import runner
 from robdml.code_version import code_version
-from robdml.config import evaluation_spec, load_config
+from robdml.config import load_config
 from robdml.data.prepared import load_split, save_split
 from robdml.fast_path import configure_fast_path
 from robdml.job_progress import (
@@ -30,8 +30,8 @@ from robdml.job_progress import (
     remove_finished,
     transfer_job_manifest,
 )
-from robdml.jobs import attack_job_spec, members_job_spec
 from robdml.models import build_members, load_model, save_model
+from robdml.specs import attack_job_spec, evaluation_spec, members_job_spec
 
 CONFIG = load_config(REPO / "config/demo.yaml")
 EVALUATION = evaluation_spec(CONFIG)

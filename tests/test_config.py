@@ -14,17 +14,15 @@ import yaml
 from conftest import REPO
 from robdml.config import (
     ConfigError,
-    fast_path_options,
     load_config,
     load_schema,
     read_config,
     read_yaml,
-    train_spec,
     validate_config,
 )
 from robdml.data.prepared import save_split
 from robdml.fast_path import add_fast_path_options, fast_path_settings
-from robdml.jobs import attack_job_spec
+from robdml.specs import attack_job_spec, fast_path_options, train_spec
 
 CONFIGS = sorted(str(p.relative_to(REPO)) for p in (REPO / "config").glob("*.yaml"))
 STUDIES = sorted(str(p.relative_to(REPO)) for p in (REPO / "config/overlays").glob("*.yaml"))

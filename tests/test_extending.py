@@ -67,7 +67,8 @@ SCRIPT = """
 import sys, torch
 from robdml import resources
 from robdml.attacks.runner import attack_test_set
-from robdml.config import defense_spec, load_schema, read_config, validate_config
+from robdml.config import load_schema, read_config, validate_config
+from robdml.specs import defense_spec
 from robdml.data.datasets import InMemoryImages
 from robdml.models import load_model
 from robdml.training import train

@@ -1,4 +1,5 @@
-"""Provenance of a run's tables, results/summary.md, and README's numbers copied from it."""
+"""Provenance of a run's tables, results/summary.md, and the measured tables copied into the
+documentation from them (tools/copy_results.py)."""
 
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from robdml.provenance import git_state, provenance_text, run_provenance
 
 sys.path.insert(0, str(REPO / "tools"))
 sys.path.insert(0, str(REPO / "src"))
-import readme_results  # noqa: E402
+import copy_results  # noqa: E402
 
 import summary  # noqa: E402
 
@@ -47,16 +48,35 @@ def test_the_caption_sentence_names_commit_dirtiness_config_hash_and_versions():
 MAIN = "Caption.\n\n| defense | clean NMI |\n|:--|:--|\n| vanilla | **0.880 ± 0.004** |\n"
 
 
-def test_readme_block_is_replaced_by_the_summary_main_table_and_its_commit(tmp_path):
+def test_summary_lists_the_checks_and_the_png_figures():
     record = run_provenance("h") | {"commit": "feedbeef" * 5, "dirty": False}
     text = summary.summary(MAIN, record, "20 checks, 0 failed.\n\n| ... |\n",
                            ["results/figures/a.png", "results/figures/a.pdf"])  # fmt: skip
     assert "20 checks, 0 failed." in text and "- `results/figures/a.png`" in text
     assert "a.pdf" not in text
-    begin, end = readme_results.BEGIN, readme_results.END
-    readme = f"intro\n{begin}\nold numbers\n{end}\nend\n"
-    updated = readme_results.replace_block(readme, readme_results.headline(text))
-    assert "old numbers" not in updated and "| vanilla | **0.880 ± 0.004** |" in updated
-    assert "Produced by commit feedbeeff" in updated and updated.endswith("end\n")
-    with pytest.raises(ValueError, match="exactly one"):
-        readme_results.replace_block("no markers", "x")
+
+
+def test_a_copied_table_is_stamped_with_its_source_command_and_the_runs_commit(tmp_path):
+    run = tmp_path / "clone"
+    (run / "results/tables").mkdir(parents=True)
+    (run / "results/provenance.json").write_text('{"commit": "' + "feedbeef" * 5 + '"}')
+    source = run / "results/tables/main.md"
+    source.write_text("| defense | NMI |\n|---|---|\n| vanilla | 0.880 |\n")
+    page = tmp_path / "page.md"
+    page.write_text("# Results\n\nintro\n")
+    copy_results.copy(page, "demo", source, "snakemake --cores 2", None)
+    (block,) = copy_results.BLOCK.finditer(page.read_text())
+    stamp = copy_results.parse_stamp(block.group("stamp"))
+    assert stamp["source"] == "results/tables/main.md" and stamp["commit"] == "feedbee"
+    assert stamp["command"] == "snakemake --cores 2"
+    assert stamp["sha256"] == copy_results.sha256(copy_results.copied_text(block.group("body")))
+    assert (
+        "| vanilla | 0.880 |" in block.group("body")
+        and "*Copied from `results/" in page.read_text()
+    )
+    source.write_text("| defense | NMI |\n|---|---|\n| vanilla | 0.870 |\n")
+    copy_results.copy(page, "demo", source, "snakemake --cores 2", None)  # replaced, not added
+    assert page.read_text().count("<!-- measured demo") == 1 and "0.870" in page.read_text()
+    (run / "results/provenance.json").write_text('{"commit": "unknown"}')
+    with pytest.raises(SystemExit, match="give --commit"):
+        copy_results.copy(page, "demo", source, "snakemake --cores 2", None)

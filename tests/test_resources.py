@@ -190,7 +190,7 @@ def test_every_defense_method_has_a_training_cost(paper):
 def test_hm_costs_what_its_anchors_per_batch_make(paper):
     """f + T/N (3 (S g + 1) + 2): PGD and the update on 3 images per anchor, ICS on 2; the
     paper's HM samples class pairs (T = N/2), random batches have at most T = N."""
-    from robdml.config import defense_spec
+    from robdml.specs import defense_spec
 
     params, cost = defense_spec(paper, "cub200", "hm"), paper["resources"]["pass_cost"]
     assert params["batches"] == "class_pairs"
@@ -211,11 +211,12 @@ def test_a_dataset_without_counts_is_one_line(paper):
 
 
 def test_counts_are_no_part_of_any_spec(paper):
-    """A corrected image count must not retrain or re-prepare anything."""
-    from robdml.config import train_spec
+    """A corrected image count must not retrain or re-prepare anything; nor a new url."""
+    from robdml.specs import data_spec, train_spec
 
     assert "counts" not in train_spec(paper, "cub200", "resnet50", "vanilla", 0)["dataset"]
-    assert "without_counts(" in (REPO / "workflow/rules/data.smk").read_text()
+    assert not {"counts", "raw_files"} & set(data_spec(paper, "cub200"))
+    assert "data_spec(" in (REPO / "workflow/rules/data.smk").read_text()
 
 
 def test_the_cost_model_imports_no_scientific_package(tmp_path):

@@ -29,12 +29,12 @@ from robdml.fast_path import FastPath, configure_fast_path
 from robdml.grid import records_frame
 from robdml.io import spec_hash
 from robdml.job_progress import JobProgress
-from robdml.jobs import crafting_spec
 from robdml.models.external import CHECK_IMAGES, SAME_EMBEDDING, ExternalModel, check_external
 from robdml.provenance import run_provenance
 from robdml.robustness import attack_job
 from robdml.runtime import setup
 from robdml.sanity import sanity_table
+from robdml.specs import crafting_spec
 from robdml.suites import load_suite
 from robdml.test_set import as_test_set
 from robdml.threat_model import ThreatModel

@@ -16,7 +16,7 @@ Adversarial sets are written only where a later job reads them (transfer, t-SNE)
 them with `keep_adversarial_images`.
 """
 
-from robdml.config import attack_spec, stronger_variants, suite_attacks
+from robdml.config import stronger_variants, suite_attacks
 from robdml.threat_model import ThreatModel
 
 # attack jobs: one per suite, named by its key, then the check's stronger variants and the rest
@@ -175,49 +175,3 @@ def kept_sets(
     if shows_in_tsne(config, defense, seed):
         read.add(tsne_set(config))
     return [entry for entry in crafted if entry in read]
-
-
-def attack_job_spec(
-    config: dict, dataset: str, backbone: str, defense: str, seed: int, job: str
-) -> dict:
-    """Exactly what determines an attack job's records and sets (robdml.robustness)."""
-    return crafting_spec(
-        config, attack_jobs(config)[job], clean=job == next(iter(attack_jobs(config))),
-        members=evaluated_members(config, defense),
-        keep=kept_sets(config, dataset, backbone, defense, seed, job),
-    )  # fmt: skip
-
-
-def crafting_spec(
-    config: dict, attacks: list[str], clean: bool, members: int = 0, keep: list | None = None
-) -> dict:
-    """What robdml.robustness.attack_job runs (an attack job's, or robdml.api's): each of
-    `attacks` at its eps, then at `breaking_eps_255` where it probes it (records of threat
-    'breaking', which no reported worst case reads); the clean test set if `clean`; `members`
-    evaluated alone at the main eps; the (attack, eps) sets to `keep`."""
-    entries = [
-        {"name": a, "spec": attack_spec(config, a),
-         "eps_255": attack_eps(config, a) + breaking_probe_eps(config, a)}
-        for a in attacks
-    ]  # fmt: skip
-    probed = any(breaking_probe_eps(config, a) for a in attacks)
-    return {
-        "attacks": entries,
-        "breaking_eps_255": float(config["sanity"]["breaking_eps_255"]) if probed else None,
-        "clean": clean,
-        "members": members,
-        "main_eps_255": main_eps(config),
-        "keep": keep or [],
-    }
-
-
-def members_job_spec(config: dict, defense: str) -> dict:
-    """Exactly what determines an ensemble's members job."""
-    return {
-        "members": members(config, defense),
-        "clean": config["ensemble_members"]["evaluate"],
-        "attacks": [
-            {"name": a, "spec": attack_spec(config, a), "eps_255": attack_eps(config, a)}
-            for a in config["ensemble_members"]["attacks"]
-        ],
-    }

@@ -30,8 +30,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from robdml import jobs
-from robdml.config import ConfigError, defense_spec
+from robdml import jobs, specs
+from robdml.config import ConfigError
 from robdml.threat_model import refits
 
 Passes = Callable[[dict, dict], float]
@@ -209,7 +209,7 @@ def attempts(config: dict, seconds: float) -> int:
 def train_work(config: dict, dataset: str, defense: str) -> Work:
     """One training job (an ensemble is one job): training images x epochs x passes."""
     recipe = config["recipes"].get(dataset, config["training"])
-    params = defense_spec(config, dataset, defense)
+    params = specs.defense_spec(config, dataset, defense)
     passes = train_passes(params, config["resources"]["pass_cost"])
     return Work(passes=counts(config, dataset)["train_images"] * recipe["epochs"] * passes)
 
@@ -242,7 +242,7 @@ def attack_job_work(config: dict, dataset: str, backbone: str, defense: str, job
     """One attack job (robdml.jobs): each attack over its eps, each set it crafts evaluated on
     the model and, at the main eps, on every member evaluated alone; the first job also
     evaluates the clean test set."""
-    spec = jobs.attack_job_spec(config, dataset, backbone, defense, config["run"]["seeds"][0], job)
+    spec = specs.attack_job_spec(config, dataset, backbone, defense, config["run"]["seeds"][0], job)
     work = spec["clean"] * evaluation_work(config, dataset, defense, 1)
     for attack in spec["attacks"]:
         n_eps = len(attack["eps_255"])
@@ -255,7 +255,7 @@ def attack_job_work(config: dict, dataset: str, backbone: str, defense: str, job
 def members_job_work(config: dict, dataset: str, defense: str) -> Work:
     """An ensemble's members job: per member its clean evaluation and each member attack over
     its eps (crafted on the member, evaluated on the ensemble)."""
-    spec = jobs.members_job_spec(config, defense)
+    spec = specs.members_job_spec(config, defense)
     per_member = spec["clean"] * evaluation_work(config, dataset, defense, 1, member=True)
     for attack in spec["attacks"]:
         n_eps = len(attack["eps_255"])

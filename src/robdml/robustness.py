@@ -48,7 +48,7 @@ def attack_job(
     fast_path: FastPath,
     progress: JobProgress,
 ) -> list[dict]:
-    """Records of one attack job (`job`: robdml.jobs.attack_job_spec); moves the sets it keeps
+    """Records of one attack job (`job`: robdml.specs.attack_job_spec); moves the sets it keeps
     into `sets_dir` at the end. Each unit (the clean test set; one attack at one eps) is saved
     in `progress` as soon as it is done, and one an earlier attempt saved is not run again; the
     caller removes `progress` once it has written the records. The attacks craft on their own
@@ -115,7 +115,7 @@ def members_job(
     fast_path: FastPath,
     progress: JobProgress,
 ) -> list[dict]:
-    """Records of an ensemble's members job (`job`: robdml.jobs.members_job_spec): per member,
+    """Records of an ensemble's members job (`job`: robdml.specs.members_job_spec): per member,
     the member alone on the clean test set and every member attack at each of its eps, crafted
     on that member and evaluated on the whole ensemble (robdml.worst_case counts them). Each
     unit (one member's clean set; one attack at one eps on one member) is saved in `progress`

@@ -17,7 +17,7 @@ import torch
 import torchvision
 
 from conftest import REPO
-from robdml.config import load_config, train_spec
+from robdml.config import load_config
 from robdml.data.download import ChecksumError, DownloadError
 from robdml.models import EmbeddingModel, load_model, save_model
 from robdml.models.backbones import PRETRAINED_KWARGS, build_trunk, torchvision_classifier
@@ -28,6 +28,7 @@ from robdml.models.weights import (
     hub_checkpoints,
     torchvision_weights,
 )
+from robdml.specs import train_spec
 
 IMAGENET = {"channels": 3, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 IMAGENET["image_size"] = 64  # small inputs keep the tests fast; the trunks pool globally

@@ -3,12 +3,16 @@ to a heading of its target (MkDocs' slugs), and README.md stays short. Offline, 
 
 import json
 import re
+import sys
 import unicodedata
 
 import pytest
 import yaml
 
 from conftest import REPO
+
+sys.path.insert(0, str(REPO / "tools"))
+import copy_results  # noqa: E402
 
 PAGES = [
     "README.md",
@@ -131,3 +135,40 @@ def test_numbers_the_prose_states_are_the_configs_and_the_recorded_dags():
     data = " ".join((REPO / "docs/data.md").read_text().split())
     assert f"merged into {train_classes + counts['test_classes']} classes of {per_class}" in data
     assert f"gives {train_classes} training and {counts['test_classes']} test classes" in data
+
+
+def measured_blocks() -> list[tuple[str, re.Match]]:
+    return [(page, m) for page in PAGES for m in copy_results.BLOCK.finditer(prose_of(page))]
+
+
+def prose_of(page: str) -> str:
+    return (REPO / page).read_text()
+
+
+def test_every_measured_block_is_the_copy_its_stamp_names():
+    """A table edited by hand no longer hashes to its stamp; the visible note names where it
+    came from and, once the code that produced it changed, that it did (and in which commit)."""
+    assert measured_blocks(), "no measured blocks found: the pattern is broken"
+    for page, block in measured_blocks():
+        stamp = copy_results.parse_stamp(block.group("stamp"))
+        where = f"{page}: {block.group('name')}"
+        copied = copy_results.copied_text(block.group("body"))
+        assert copy_results.sha256(copied) == stamp["sha256"], f"{where}: edited by hand"
+        newer = copy_results.changed_since(stamp["commit"])
+        if newer is None:
+            pytest.skip(f"commit {stamp['commit']} is not in this clone's history")
+        stale = f"has changed since, last in {newer}." in block.group("body")
+        assert stale == bool(newer), f"{where}: run `python tools/copy_results.py --restamp`"
+
+
+METRIC_ROW = re.compile(r"^\|.*\b\d\.\d{3}\b.*\|.*\b\d\.\d{3}\b.*\|\s*$", re.M)
+
+
+def test_no_results_table_is_typed_outside_a_measured_block():
+    """Rows of measured metrics (two or more values with three decimals) appear only inside a
+    block tools/copy_results.py wrote."""
+    typed = []
+    for page in PAGES:
+        text = copy_results.BLOCK.sub("", FENCE.sub("", prose_of(page)))
+        typed += [f"{page}: {row[:80]}" for row in METRIC_ROW.findall(text)]
+    assert not typed, typed

@@ -14,14 +14,10 @@ from robdml.config import (
     DEFAULT_CONFIG,
     ConfigError,
     check_external_files,
-    fast_path_options,
-    evaluation_spec,
     factory_file,
     load_schema,
     read_yaml,
-    train_spec,
     validate_config,
-    without_counts,
 )
 from robdml.adversarial import set_name
 from robdml.code_version import code_version
@@ -29,17 +25,23 @@ from robdml.io import spec_hash
 from robdml.job_progress import remove_finished as remove_finished_progress
 from robdml.jobs import (
     attack_eps,
-    attack_job_spec,
     attack_jobs,
     expected_transfer_sources,
     external_model_ids,
     has_members_job,
     members,
     job_of,
-    members_job_spec,
     transfer_sets,
     transfer_targets,
     tsne_set,
+)
+from robdml.specs import (
+    attack_job_spec,
+    data_spec,
+    evaluation_spec,
+    fast_path_options,
+    members_job_spec,
+    train_spec,
 )
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"

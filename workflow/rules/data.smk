@@ -99,15 +99,7 @@ rule prepare_data:
         runtime=fixed_runtime("prepare"),
     params:
         code=code_of("prepare_data"),
-        # without raw_files: a new url must not re-prepare (a new md5 re-extracts, which does);
-        # without counts, which only size resources
-        spec=lambda w: as_json(
-            {
-                k: v
-                for k, v in without_counts(config["datasets"][w.dataset]).items()
-                if k != "raw_files"
-            }
-        ),
+        spec=lambda w: as_json(data_spec(config, w.dataset)),
     shell:
         "python {input.script:q} --spec {params.spec:q}"
         " --train {output.train:q} --test {output.test:q} > {log:q} 2>&1"
