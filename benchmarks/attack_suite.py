@@ -19,6 +19,7 @@ difference (negative: the configuration's suite is stronger there).
 
 import argparse
 import json
+import sys
 import time
 
 import pandas as pd
@@ -131,7 +132,7 @@ def main() -> None:
             row = {"model": defense, "attack": name, "eps": eps, **measured[key]}
             row |= {"in_config": (name, eps) in ours, "in_baseline": (name, eps) in theirs}
             rows.append(row)
-            print(json.dumps(row), flush=True)
+            print(json.dumps(row), file=sys.stderr, flush=True)  # progress; the report is stdout
         frame = pd.DataFrame([row for row in rows if row["model"] == defense])
         after = worst_cases(frame[frame["in_config"]], config["attack_suites"])
         before = worst_cases(frame[frame["in_baseline"]], baseline["attack_suites"])

@@ -103,8 +103,12 @@ def run_commit(source: Path) -> str | None:
     return None
 
 
-def copy(page: Path, name: str, source: Path, command: str, commit: str | None) -> None:
+def copy(
+    page: Path, name: str, source: Path, command: str, commit: str | None, fenced: bool = False
+) -> None:
     text = source.read_text()
+    if fenced:  # a benchmark's plain-text report, shown as it printed it
+        text = f"```text\n{text.strip()}\n```"
     commit = commit or run_commit(source)
     if not commit:
         sys.exit(f"error: {source}: no commit in a provenance.json beside it; give --commit")
@@ -138,6 +142,7 @@ def main() -> None:
     parser.add_argument("source", nargs="?", type=Path, help="the file to copy, verbatim")
     parser.add_argument("--command", help="the command that wrote the source")
     parser.add_argument("--commit", help="the run's commit, when no provenance.json says it")
+    parser.add_argument("--fenced", action="store_true", help="a plain-text report: show as is")
     parser.add_argument("--restamp", action="store_true", help="refresh every block's note")
     args = parser.parse_args()
     if args.restamp:
@@ -146,7 +151,7 @@ def main() -> None:
         return
     if not (args.page and args.name and args.source and args.command):
         parser.error("give PAGE NAME SOURCE --command, or --restamp")
-    copy(args.page, args.name, args.source, args.command, args.commit)
+    copy(args.page, args.name, args.source, args.command, args.commit, args.fenced)
 
 
 if __name__ == "__main__":
