@@ -17,6 +17,12 @@ class AdversarialSetError(UnreadableFileError):
     """A file that is not a complete adversarial set."""
 
 
+def transfer_source_name(source_model: dict) -> str:
+    """How records and tables name the model ({defense, seed}) a transferred set was crafted
+    on: 'vanilla/seed1'."""
+    return f"{source_model['defense']}/seed{source_model['seed']}"
+
+
 def set_name(attack: str, eps_255: float) -> str:
     """Path of one adversarial set inside its attack job's directory (eps in 1/255: 8, 0.5)."""
     return f"{attack}/eps{eps_255:g}.pt"

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from robdml.config import split_factory
+from robdml.factory import split_factory
 from robdml.io import UnreadableFileError, atomic_write, torch_save
 from robdml.models.external import ExternalModelError, build_external
 from robdml.suites import SUITES, UnknownSuiteError

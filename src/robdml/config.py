@@ -20,6 +20,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
 from robdml.data.raw_files import RAW_FILES, allowed_raw_files
+from robdml.factory import factory_file
 from robdml.threat_model import reads_true_labels
 
 REPO = Path(__file__).resolve().parents[2]
@@ -201,18 +202,6 @@ def check_external_models(config: dict, defenses: dict, source: str) -> None:
                 f"{where}.image_size: {entry['image_size']}, but {entry['dataset']}'s test "
                 f"images are {dataset['image_size']} px (attacks work on the prepared images)"
             )
-
-
-def split_factory(factory: str) -> tuple[str, str]:
-    """(file, function) of an external model's `factory`, 'path/to/file.py:function' (the
-    one place that format is read)."""
-    path, _, function = factory.rpartition(":")
-    return path, function
-
-
-def factory_file(entry: dict) -> str:
-    """The Python file of an external model entry's `factory`."""
-    return split_factory(entry["factory"])[0]
 
 
 def check_external_files(config: dict, source: str) -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from robdml.adversarial import transfer_source_name
 from robdml.embedding import embed
 from robdml.io import package_versions, spec_hash, write_json
-from robdml.jobs import transfer_source_name
 from robdml.metrics import evaluate_clustering, split_retrieval_metrics
 
 

@@ -123,11 +123,6 @@ def expected_transfer_sources(config: dict, models: list[dict]) -> list[dict]:
     ]  # fmt: skip
 
 
-def transfer_source_name(source_model: dict) -> str:
-    """How records and tables name a transfer source model ({defense, seed}): 'vanilla/seed1'."""
-    return f"{source_model['defense']}/seed{source_model['seed']}"
-
-
 def transfer_targets(
     config: dict, dataset: str, backbone: str, defense: str, seed: int
 ) -> list[tuple[str, int]]:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from robdml.adversarial import transfer_source_name
 from robdml.grid import (
     GROUP,
     Grid,
@@ -30,7 +31,6 @@ from robdml.grid import (
 )
 from robdml.io import atomic_write
 from robdml.job_costs import benchmark_files, cost_frame, cost_table
-from robdml.jobs import transfer_source_name
 from robdml.provenance import provenance_text
 from robdml.table_format import Table
 from robdml.threat_model import ThreatModel

@@ -14,12 +14,12 @@ from robdml.config import (
     DEFAULT_CONFIG,
     ConfigError,
     check_external_files,
-    factory_file,
     load_schema,
     read_yaml,
     validate_config,
 )
 from robdml.adversarial import set_name
+from robdml.factory import factory_file
 from robdml.code_version import code_version
 from robdml.io import spec_hash
 from robdml.job_progress import remove_finished as remove_finished_progress

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robdml.config import factory_file, split_factory
+from robdml.factory import factory_file, split_factory
 from robdml.io import UnreadableFileError, sha256sum, torch_load, torch_save
 
 EXTERNAL_FORMAT = "robdml-external/1"
