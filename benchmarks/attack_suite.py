@@ -125,12 +125,20 @@ def main() -> None:
         model, model_spec = load_model(path, device)
         ours, theirs = suite_units(config, path), suite_units(baseline, path)
         measured = {}
-        for (name, eps), params in (theirs | ours | extra).items():
-            key = (spec_hash(params), eps)
-            if key not in measured:
-                measured[key] = measure(model, model_spec, split, params, eps, evaluation, device)
-            row = {"model": defense, "attack": name, "eps": eps, **measured[key]}
-            row |= {"in_config": (name, eps) in ours, "in_baseline": (name, eps) in theirs}
+        # a unit is (name, eps, spec): one name may have another spec in the baseline
+        units = {}
+        for listed in (theirs, ours, extra):
+            units |= {(name, eps, spec_hash(p)): p for (name, eps), p in listed.items()}
+        for (name, eps, spec), params in units.items():
+            if (spec, eps) not in measured:
+                measured[spec, eps] = measure(
+                    model, model_spec, split, params, eps, evaluation, device
+                )
+            row = {"model": defense, "attack": name, "eps": eps, **measured[spec, eps]}
+            row |= {
+                "in_config": (name, eps) in ours and spec_hash(ours[name, eps]) == spec,
+                "in_baseline": (name, eps) in theirs and spec_hash(theirs[name, eps]) == spec,
+            }
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)  # progress; the report is stdout
         frame = pd.DataFrame([row for row in rows if row["model"] == defense])
