@@ -3,11 +3,13 @@ memory per job, summed per defense (`cost.csv`, the cost table and figure)."""
 
 import itertools
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
 
 from robdml.grid import GROUP, Grid, table_index
+from robdml.jobs import COST_BENCHMARKS
 from robdml.table_format import Table
 from robdml.worst_case import MODEL
 
@@ -16,32 +18,36 @@ JOB_KINDS = ["train", "attack", "members", "transfer"]  # benchmark files the co
 
 def benchmark_row(path: Path) -> dict:
     """Kind, model and wall seconds (mean over Snakemake's `repeat`s) of one benchmark file,
-    from the end of its path: .../train/{d}/{b}/{f}/seed{s}.tsv,
-    .../attack/{d}/{b}/{f}/seed{s}/{job}.tsv (job `members`: rule attack_members) or
-    .../transfer/{d}/{b}/{f}/seed{s}.tsv."""
-    parts = Path(path).with_suffix("").parts
-    if len(parts) >= 6 and parts[-6] == "attack" and parts[-2].startswith("seed"):
-        dataset, backbone, defense, seed, job = parts[-5:]
-        kind = "members" if job == "members" else "attack"
-    elif len(parts) >= 5 and parts[-5] in ("train", "transfer") and parts[-1].startswith("seed"):
-        kind, dataset, backbone, defense, seed = parts[-5:]
-    else:
-        raise ValueError(f"{path}: not a train, attack or transfer benchmark file")
+    its kind and model read from the end of its path by the rules' own patterns
+    (robdml.jobs.COST_BENCHMARKS)."""
+    fields = benchmark_fields(Path(path).as_posix())
+    if fields is None:
+        raise ValueError(f"{path}: not a train, attack, members or transfer benchmark file")
     frame = pd.read_csv(path, sep="\t")
     rss = pd.to_numeric(frame["max_rss"], errors="coerce") if "max_rss" in frame else None
     return {
-        "dataset": dataset, "backbone": backbone, "defense": defense,
-        "seed": int(seed.removeprefix("seed")), "kind": kind,
+        **{key: fields[key] for key in ("dataset", "backbone", "defense", "kind")},
+        "seed": int(fields["seed"]),
         "seconds": float(pd.to_numeric(frame["s"], errors="coerce").mean()),
         "max_rss": float(rss.max()) if rss is not None and rss.notna().any() else math.nan,
-    }  # fmt: skip
+    }
+
+
+def benchmark_fields(path: str) -> dict | None:
+    """The wildcards and kind of the first COST_BENCHMARKS pattern that ends `path`."""
+    for kind, pattern in COST_BENCHMARKS.items():
+        wildcard = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(pattern))
+        match = re.search(f"(?:^|/){wildcard}$", path)
+        if match:
+            return {"kind": kind, **match.groupdict()}
+    return None
 
 
 def benchmark_files(root: Path) -> list[Path]:
-    """The train, attack and transfer benchmark files under `root` (a run's listing, for
-    callers without the list of the jobs' files)."""
-    kinds = ("train", "attack", "transfer")
-    return sorted(path for kind in kinds for path in (root / kind).rglob("*.tsv"))
+    """The cost table's benchmark files under `root` (a run's listing, for callers without the
+    list of the jobs' files)."""
+    folders = sorted({pattern.split("/")[0] for pattern in COST_BENCHMARKS.values()})
+    return sorted(path for folder in folders for path in (root / folder).rglob("*.tsv"))
 
 
 def cost_frame(paths: list[str | Path], grid: Grid) -> pd.DataFrame:

@@ -25,13 +25,11 @@ def data_spec(config: dict, dataset: str) -> dict:
 
 def train_spec(config: dict, dataset: str, backbone: str, defense: str, seed: int) -> dict:
     """Exactly what determines a trained model: nothing else may trigger retraining. The
-    dataset's recipe holds the training attack; a defense's `attack` entries override it. The
-    size of the test split (`n_test_classes`) leaves the training split as it is."""
+    dataset's recipe holds the training attack; a defense's `attack` entries override it."""
     training = dict(config["recipes"].get(dataset, config["training"]))
     del training["attack"]  # the defense's, below
-    entry = without_counts(config["datasets"][dataset])
     return {
-        "dataset": {key: value for key, value in entry.items() if key != "n_test_classes"},
+        "dataset": without_counts(config["datasets"][dataset]),
         "backbone": config["backbones"][backbone],
         "training": training,
         "defense": defense_spec(config, dataset, defense),

@@ -131,24 +131,6 @@ def test_split_seeded(glyphs16):
     assert not torch.equal(train_a, train_c)
 
 
-def test_split_fewer_test_classes_keeps_the_training_split(glyphs16):
-    labels = glyphs16.labels
-    train_all, test_all = class_disjoint_split(labels, n_train_classes=None, seed=0)
-    train, test = class_disjoint_split(labels, None, seed=0, n_test_classes=20)
-    assert torch.equal(train, train_all)
-    assert len(torch.unique(labels[test])) == 20
-    assert not (test & ~test_all).any()  # a subset of the full test split
-    assert int(test.sum()) == 20 * N_FONTS
-    _, other = class_disjoint_split(labels, None, seed=1, n_test_classes=20)
-    assert not torch.equal(test, other)  # drawn with the split seed
-
-
-@pytest.mark.parametrize("n_test_classes", [1, N_CLASSES - N_CLASSES // 2 + 1])
-def test_split_rejects_a_test_class_count_out_of_range(glyphs16, n_test_classes):
-    with pytest.raises(SplitError, match=rf"n_test_classes: {n_test_classes} is not between 2"):
-        class_disjoint_split(glyphs16.labels, None, seed=0, n_test_classes=n_test_classes)
-
-
 def test_split_rejects_too_many_train_classes(glyphs16):
     with pytest.raises(ValueError, match="n_train_classes"):
         class_disjoint_split(glyphs16.labels, n_train_classes=N_CLASSES + 1, seed=0)

@@ -39,7 +39,7 @@ rule attack:
     log:
         f"{LOGS}/attack/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/{{job}}.log",
     benchmark:
-        f"{BENCHMARKS}/attack/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/{{job}}.tsv"
+        f"{BENCHMARKS}/{COST_BENCHMARKS['attack']}"
     wildcard_constraints:
         job=one_of(ATTACK_JOBS),
     priority: n_members
@@ -79,7 +79,7 @@ rule attack_members:
     log:
         f"{LOGS}/attack/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/members.log",
     benchmark:
-        f"{BENCHMARKS}/attack/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}/members.tsv"
+        f"{BENCHMARKS}/{COST_BENCHMARKS['members']}"
     wildcard_constraints:
         defense=one_of(MEMBERS_JOB_DEFENSES),
     priority: n_members
@@ -121,7 +121,7 @@ rule transfer:
     log:
         f"{LOGS}/transfer/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/transfer/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}.tsv"
+        f"{BENCHMARKS}/{COST_BENCHMARKS['transfer']}"
     wildcard_constraints:
         defense=one_of(config["transfer"]["source_defenses"]),
     retries: TRANSFER_RETRIES

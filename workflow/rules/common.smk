@@ -24,6 +24,7 @@ from robdml.code_version import code_version
 from robdml.io import spec_hash
 from robdml.job_progress import remove_finished as remove_finished_progress
 from robdml.jobs import (
+    COST_BENCHMARKS,
     attack_eps,
     attack_jobs,
     expected_transfer_sources,

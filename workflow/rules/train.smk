@@ -18,7 +18,7 @@ rule train:
     log:
         f"{LOGS}/train/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/train/{{dataset}}/{{backbone}}/{{defense}}/seed{{seed}}.tsv"
+        f"{BENCHMARKS}/{COST_BENCHMARKS['train']}"
     wildcard_constraints:
         defense=one_of(config["defenses"]),  # external models are imported, not trained
     priority: n_members

@@ -23,7 +23,7 @@ import torch
 from fontTools.ttLib import TTFont
 from PIL import Image, ImageDraw, ImageFont
 
-from robdml.data.prepared import SplitError, train_class_count
+from robdml.data.prepared import train_class_count
 
 # The regular text fonts bundled with matplotlib: DejaVu Sans/Serif/Sans Mono and STIX General
 # in four styles each. The STIX *Display* and *NonUni* files are excluded because they hold
@@ -101,29 +101,19 @@ def render_glyphs(image_size: int = 16, merge_threshold: float = 0.002) -> Glyph
 
 
 def class_disjoint_split(
-    labels: torch.Tensor, n_train_classes: int | None, seed: int, n_test_classes: int | None = None
+    labels: torch.Tensor, n_train_classes: int | None, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Boolean masks (train, test) over samples; no class in both; seeded.
 
     The class ids are shuffled with ``numpy.random.default_rng(seed)``; the first
-    ``n_train_classes`` (default: half, rounded down) are train, the next ``n_test_classes``
-    (default: all the rest) test. Splitting by class is what makes the test set measure
-    generalisation to unseen classes; fewer test classes make every attack and evaluation
-    cheaper in proportion without changing the training split (the quick demo's choice).
+    ``n_train_classes`` (default: half, rounded down) are train, the rest test. Splitting by
+    class is what makes the test set measure generalisation to unseen classes.
     """
     class_ids = torch.unique(labels).numpy()
     n_train_classes = train_class_count(n_train_classes, len(class_ids))
-    left = len(class_ids) - n_train_classes
-    n_test_classes = left if n_test_classes is None else n_test_classes
-    if not 2 <= n_test_classes <= left:
-        raise SplitError(
-            f"n_test_classes: {n_test_classes} is not between 2 and the {left} classes "
-            f"n_train_classes leaves; set it there in the dataset's config entry"
-        )
     shuffled = np.random.default_rng(seed).permutation(class_ids)
     train = torch.isin(labels, torch.from_numpy(shuffled[:n_train_classes]))
-    test_ids = shuffled[n_train_classes : n_train_classes + n_test_classes]
-    return train, torch.isin(labels, torch.from_numpy(test_ids))
+    return train, ~train
 
 
 def font_paths() -> list[Path]:

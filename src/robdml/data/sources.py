@@ -21,7 +21,7 @@ def prepare_glyphs(spec: dict, train_path: str | Path, test_path: str | Path) ->
     """Render the glyphs, split the classes, write both splits; returns a summary."""
     glyphs = render_glyphs(spec["image_size"], spec["merge_threshold"])
     train_mask, test_mask = class_disjoint_split(
-        glyphs.labels, spec["n_train_classes"], spec["split_seed"], spec["n_test_classes"]
+        glyphs.labels, spec["n_train_classes"], spec["split_seed"]
     )
     meta = {"source": "glyphs", "spec": spec}
     for path, mask in ((train_path, train_mask), (test_path, test_mask)):
