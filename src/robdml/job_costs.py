@@ -3,13 +3,12 @@ memory per job, summed per defense (`cost.csv`, the cost table and figure)."""
 
 import itertools
 import math
-import re
 from pathlib import Path
 
 import pandas as pd
 
+from robdml.benchmark_paths import COST_BENCHMARKS, benchmark_fields
 from robdml.grid import GROUP, Grid, table_index
-from robdml.jobs import COST_BENCHMARKS
 from robdml.table_format import Table
 from robdml.worst_case import MODEL
 
@@ -19,7 +18,7 @@ JOB_KINDS = ["train", "attack", "members", "transfer"]  # benchmark files the co
 def benchmark_row(path: Path) -> dict:
     """Kind, model and wall seconds (mean over Snakemake's `repeat`s) of one benchmark file,
     its kind and model read from the end of its path by the rules' own patterns
-    (robdml.jobs.COST_BENCHMARKS)."""
+    (robdml.benchmark_paths)."""
     fields = benchmark_fields(Path(path).as_posix())
     if fields is None:
         raise ValueError(f"{path}: not a train, attack, members or transfer benchmark file")
@@ -31,16 +30,6 @@ def benchmark_row(path: Path) -> dict:
         "seconds": float(pd.to_numeric(frame["s"], errors="coerce").mean()),
         "max_rss": float(rss.max()) if rss is not None and rss.notna().any() else math.nan,
     }
-
-
-def benchmark_fields(path: str) -> dict | None:
-    """The wildcards and kind of the first COST_BENCHMARKS pattern that ends `path`."""
-    for kind, pattern in COST_BENCHMARKS.items():
-        wildcard = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(pattern))
-        match = re.search(f"(?:^|/){wildcard}$", path)
-        if match:
-            return {"kind": kind, **match.groupdict()}
-    return None
 
 
 def benchmark_files(root: Path) -> list[Path]:

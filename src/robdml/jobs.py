@@ -23,16 +23,6 @@ from robdml.threat_model import ThreatModel
 LABEL_FREE, LABEL_AWARE = ThreatModel.LABEL_FREE.suite, ThreatModel.LABEL_AWARE.suite
 STRONGER, OTHER = "stronger", "other"
 
-# The benchmark file (under the run's benchmarks/) of each kind of job the cost table charges
-# to a model, in Snakemake's wildcard syntax: the rules' `benchmark:` and robdml.job_costs
-# both read these. `members` comes before `attack`, whose pattern its path also matches.
-COST_BENCHMARKS = {
-    "train": "train/{dataset}/{backbone}/{defense}/seed{seed}.tsv",
-    "members": "attack/{dataset}/{backbone}/{defense}/seed{seed}/members.tsv",
-    "attack": "attack/{dataset}/{backbone}/{defense}/seed{seed}/{job}.tsv",
-    "transfer": "transfer/{dataset}/{backbone}/{defense}/seed{seed}.tsv",
-}
-
 
 def attack_jobs(config: dict) -> dict[str, list[str]]:
     """Attack job name -> its attacks, in run order; empty groups are left out."""

@@ -23,8 +23,8 @@ from robdml.factory import factory_file
 from robdml.code_version import code_version
 from robdml.io import spec_hash
 from robdml.job_progress import remove_finished as remove_finished_progress
+from robdml.benchmark_paths import COST_BENCHMARKS
 from robdml.jobs import (
-    COST_BENCHMARKS,
     attack_eps,
     attack_jobs,
     expected_transfer_sources,
