@@ -21,16 +21,15 @@ METRICS = ["nmi", "ari", "f1", "recall@1"]
 KEYS = MODEL + ["eps_255", "threat_model"]
 
 
-def rises_without(long: pd.DataFrame, attack: str, suites: dict) -> pd.DataFrame:
+def worst_cases(long: pd.DataFrame, suites: dict) -> pd.DataFrame:
+    return suite_worst_cases(long, suites).set_index(KEYS)[METRICS]
+
+
+def rises_without(ensembles: pd.DataFrame, attack: str, suites: dict, with_all) -> pd.DataFrame:
     """Per ensemble, eps and threat model: each metric's worst case without the member rows of
-    `attack` minus with them (0 unless that attack alone reached the worst case)."""
-    on_member = long["threat"] == "member_attack"
-    ensembles = long.loc[on_member, MODEL].drop_duplicates()
-    long = long.merge(ensembles)
-    dropped = (long["threat"] == "member_attack") & (long["attack"] == attack)
-    with_it = suite_worst_cases(long, suites).set_index(KEYS)[METRICS]
-    without = suite_worst_cases(long[~dropped], suites).set_index(KEYS)[METRICS]
-    return without - with_it
+    `attack` minus `with_all` (0 unless that attack alone reached the worst case)."""
+    dropped = (ensembles["threat"] == "member_attack") & (ensembles["attack"] == attack)
+    return worst_cases(ensembles[~dropped], suites) - with_all
 
 
 def main() -> None:
@@ -45,13 +44,15 @@ def main() -> None:
     )
     long["seed"] = long["run"].astype(str) + "/" + long["seed"].astype(str)  # runs apart
     members = long[long["threat"] == "member_attack"]
+    ensembles = long.merge(members[MODEL].drop_duplicates())  # every record of those models
+    with_all = worst_cases(ensembles, suites)
     print(
         f"{members[MODEL].drop_duplicates().shape[0]} ensembles (run/seed) in {len(args.long)} "
         f"runs, eps {sorted(members['eps_255'].unique().tolist())}"
     )
     rows, results = [], []
     for attack in sorted(members["attack"].unique()):
-        rises = rises_without(long, attack, suites).stack()
+        rises = rises_without(ensembles, attack, suites, with_all).stack()
         rows.append(
             {
                 "member attack": attack,

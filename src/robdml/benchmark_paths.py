@@ -14,13 +14,20 @@ COST_BENCHMARKS = {
     "transfer": "transfer/{dataset}/{backbone}/{defense}/seed{seed}.tsv",
 }
 
+# each pattern as a regex matching the end of a path, a wildcard as one path component
+ENDINGS = {
+    kind: re.compile(
+        "(?:^|/)" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(pattern)) + "$"
+    )
+    for kind, pattern in COST_BENCHMARKS.items()
+}
+
 
 def benchmark_fields(path: str) -> dict | None:
     """The kind and wildcards of the first COST_BENCHMARKS pattern that ends `path` (None: the
     path is no such benchmark file)."""
-    for kind, pattern in COST_BENCHMARKS.items():
-        wildcard = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(pattern))
-        match = re.search(f"(?:^|/){wildcard}$", path)
+    for kind, ending in ENDINGS.items():
+        match = ending.search(path)
         if match:
             return {"kind": kind, **match.groupdict()}
     return None
