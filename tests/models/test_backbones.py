@@ -2,6 +2,8 @@
 the message when a backbone's ImageNet weights file is missing (tests/models/test_weights.py: the
 files themselves)."""
 
+import copy
+
 import pytest
 import torch
 
@@ -73,3 +75,32 @@ def test_weights_without_their_file_fail_with_a_clear_message_and_never_download
     assert "snakemake --cores 1 fetch_weights" in message and "\n" not in message
     with pytest.raises(MissingWeightsError, match="no weights file was given"):
         build_trunk(backbone(arch, "IMAGENET1K_V1"), 3, 224)
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_small_cnn_pools_before_relu_with_the_same_values_and_gradients(training, channels_last):
+    """The trunk's order (pool, then ReLU) is a speed-up only: against ReLU-then-pool, the
+    same embeddings and input gradients, bit for bit, with BN in either mode."""
+    grey = {"channels": 1, "mean": [0.5], "std": [0.25], "image_size": 16}
+    torch.manual_seed(0)
+    model = EmbeddingModel({**backbone("small_cnn"), "widths": [8, 16]}, grey)
+    reference = copy.deepcopy(model)
+    layers = list(reference.trunk)
+    for index, layer in enumerate(layers):
+        if isinstance(layer, torch.nn.MaxPool2d):  # put each ReLU back in front of its pool
+            reference.trunk[index], reference.trunk[index + 1] = layers[index + 1], layer
+    assert [type(m).__name__ for m in reference.trunk][:4] == [
+        "Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d",
+    ]  # fmt: skip
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    results = []
+    for net in (model, reference):
+        net.train(training).to(memory_format=memory_format)
+        images = torch.rand(64, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+        images = images.contiguous(memory_format=memory_format).requires_grad_(True)
+        embeddings = net(images)
+        (gradient,) = torch.autograd.grad((embeddings * torch.linspace(-1, 1, 16)).sum(), images)
+        results.append((embeddings.detach(), gradient))
+    assert torch.equal(results[0][0], results[1][0])
+    assert torch.equal(results[0][1], results[1][1])
