@@ -3,8 +3,9 @@ the same process on the same models.
 
 Per model, the white-box units of its `label_free` and `label_aware` attack jobs (robdml.jobs:
 each suite attack at each eps of the sweep, and check (a)'s breaking-eps probe) under the
-configuration and under the baseline (the configuration with `--baseline` merged on it). A unit
-both share (same attack spec, eps and seeds: the same adversarial set) is crafted once. Per
+configuration and under the baseline (the configuration with `--baseline` merged on it), each
+crafted on its CPU fast path (the `cpu` section). A unit both share (same attack spec, eps,
+seeds and fast path: the same adversarial set) is crafted once. Per
 unit: seconds, forward+backward passes through the model per test image (counted by a hook),
 and the metrics of the adversarial set, scored as the workflow scores it (robdml.evaluation).
 Per model, threat model and eps of the baseline: each metric's worst case under both, and the
@@ -18,6 +19,7 @@ difference (negative: the configuration's suite is stronger there).
 """
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -30,6 +32,7 @@ from robdml.attacks.runner import attack_test_set
 from robdml.config import deep_merge, load_config, load_schema, read_config, validate_config
 from robdml.data.prepared import load_split
 from robdml.evaluation import record
+from robdml.fast_path import configure_fast_path
 from robdml.io import spec_hash
 from robdml.jobs import LABEL_AWARE, LABEL_FREE, attack_jobs, main_eps
 from robdml.models import load_model
@@ -69,16 +72,17 @@ def suite_units(config: dict, path: str) -> dict[tuple[str, float], dict]:
     return units
 
 
-def measure(model, model_spec, split, params, eps, evaluation, device) -> dict:
-    """One attack at one eps: seconds crafting, passes per image, and the set's metrics."""
-    counter = PassCounter(model)
+def measure(model, model_spec, split, params, eps, evaluation, fast_path) -> dict:
+    """One attack at one eps under a CPU fast path: seconds crafting, passes per image, and the
+    set's metrics (measured with the plain model, as attack jobs measure)."""
+    counter = PassCounter(copy.deepcopy(model))  # the fast path may fold and re-lay it out
     started = time.perf_counter()
     (result,) = attack_test_set(
         counter, split["images"], split["labels"], params, [eps], params["attacker_seed"],
-        params["batch_size"], device,
+        params["batch_size"], fast_path.device, fast_path,
     )  # fmt: skip
     seconds = time.perf_counter() - started
-    metrics = record(model, model_spec, result["images"], split, {}, evaluation, device)
+    metrics = record(model, model_spec, result["images"], split, {}, evaluation, fast_path.device)
     n = len(split["labels"])
     return {
         "seconds": seconds,
@@ -125,19 +129,30 @@ def main() -> None:
         model, model_spec = load_model(path, device)
         ours, theirs = suite_units(config, path), suite_units(baseline, path)
         measured = {}
-        # a unit is (name, eps, spec): one name may have another spec in the baseline
+        # a unit is (name, eps, spec, CPU fast path): one name may have another spec, or be
+        # crafted on another fast path, in the baseline
         units = {}
-        for listed in (theirs, ours, extra):
-            units |= {(name, eps, spec_hash(p)): p for (name, eps), p in listed.items()}
-        for (name, eps, spec), params in units.items():
-            if (spec, eps) not in measured:
-                measured[spec, eps] = measure(
-                    model, model_spec, split, params, eps, evaluation, device
+        for listed, cpu in (
+            (theirs, baseline["cpu"]),
+            (ours, config["cpu"]),
+            (extra, config["cpu"]),
+        ):
+            units |= {
+                (name, eps, spec_hash(p), spec_hash(cpu)): (p, cpu)
+                for (name, eps), p in listed.items()
+            }
+        for (name, eps, spec, cpu), (params, settings) in units.items():
+            if (spec, cpu, eps) not in measured:
+                fast_path = configure_fast_path(device, settings)
+                measured[spec, cpu, eps] = measure(
+                    model, model_spec, split, params, eps, evaluation, fast_path
                 )
-            row = {"model": defense, "attack": name, "eps": eps, **measured[spec, eps]}
+            row = {"model": defense, "attack": name, "eps": eps, **measured[spec, cpu, eps]}
             row |= {
-                "in_config": (name, eps) in ours and spec_hash(ours[name, eps]) == spec,
-                "in_baseline": (name, eps) in theirs and spec_hash(theirs[name, eps]) == spec,
+                "in_config": (name, eps) in ours
+                and (spec_hash(ours[name, eps]), spec_hash(config["cpu"])) == (spec, cpu),
+                "in_baseline": (name, eps) in theirs
+                and (spec_hash(theirs[name, eps]), spec_hash(baseline["cpu"])) == (spec, cpu),
             }
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)  # progress; the report is stdout

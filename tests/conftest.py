@@ -1,5 +1,6 @@
 """Shared test helpers: the repository root, a copy of the workflow, tiny model/dataset specs."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -7,6 +8,16 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+NO_SLURM = Path(__file__).parent / "no_slurm"
+
+
+def pytest_collection_finish(session):
+    """A run without `slurm` tests plans as a machine without SLURM does: its snakemake
+    commands (the benchmarks' too) find tests/no_slurm's `scontrol`, which answers at once.
+    Snakemake's SLURM plugin asks `scontrol show config` at every start, 9 s where a client is
+    installed and no controller answers (after .ci/stop-slurm.sh, say): 40 % of the suite."""
+    if not any(item.get_closest_marker("slurm") for item in session.items):
+        os.environ["PATH"] = os.pathsep.join([str(NO_SLURM), os.environ.get("PATH", "")])
 
 
 def copy_repo(target: Path) -> Path:

@@ -19,10 +19,11 @@ from conftest import REPO, toy_images
 from robdml import cli
 from robdml.config import load_config
 from robdml.data.prepared import save_split
+from robdml.fast_path import configure_fast_path
 from robdml.jobs import attack_jobs
 from robdml.models.external import import_external
 from robdml.specs import attack_job_spec, evaluation_spec, fast_path_options
-from robdml.suites import SUITES, load_suite, suite_from_config
+from robdml.suites import FROZEN, SUITES, load_suite, suite_from_config
 from robdml.test_set import as_test_set
 
 FACTORY = REPO / "examples/external_model/factory.py"
@@ -44,9 +45,17 @@ def glyph_cnn(weights_path=None):
 @pytest.mark.parametrize("name", list(SUITES))
 def test_each_versioned_suite_is_its_configs_suite(name):
     """A config's suite changed without a new version would silently change what a published
-    'standard-v1' number means."""
+    'standard-v2' number means."""
     config = load_config(REPO / "config" / SUITES[name])
     assert load_suite(name) == json.loads(json.dumps(suite_from_config(config, name)))
+
+
+@pytest.mark.parametrize("name", FROZEN)
+def test_an_earlier_suite_version_still_loads_and_means_what_it_meant(name):
+    """v1 predates the CPU fast path's batch-norm folding: loading it crafts without it."""
+    suite = load_suite(name)
+    assert suite["name"] == name and "fold_batch_norm" not in suite["fast_path"]["cpu"]
+    assert not configure_fast_path("cpu", suite["fast_path"]["cpu"]).fold_batch_norm
 
 
 def test_evaluate_gives_the_workflow_attack_jobs_numbers_on_the_same_model(tmp_path):
@@ -78,7 +87,7 @@ def test_evaluate_gives_the_workflow_attack_jobs_numbers_on_the_same_model(tmp_p
         assert run.returncode == 0, run.stderr[-2000:]
         workflow += json.loads((tmp_path / f"{job}.json").read_text())["records"]
     result = robdml.evaluate(
-        model, images, labels, eps_255=(8,), suite="demo-v1", device="cpu", threads=1,
+        model, images, labels, eps_255=(8,), suite="demo-v2", device="cpu", threads=1,
         name="glyph", **ENTRY,
     )  # fmt: skip
 
@@ -91,7 +100,7 @@ def test_evaluate_gives_the_workflow_attack_jobs_numbers_on_the_same_model(tmp_p
     for unit, metrics in theirs.items():
         assert ours[unit] == metrics, unit
     card = json.loads(result.to_json())
-    assert card["suite"] == "demo-v1"
+    assert card["suite"] == "demo-v2"
     assert [row["threat_model"] for row in card["results"]] == [
         "clean",
         "label-free",
@@ -120,7 +129,7 @@ def test_evaluate_a_resnet18_on_a_directory_of_224px_jpegs_and_the_same_from_a_d
     torch.manual_seed(0)
     model = torchvision.models.resnet18(weights=None, num_classes=16).eval()
     imagenet = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
-    common = {"eps_255": (8,), "threat_model": "label_free", "suite": "demo-v1",
+    common = {"eps_255": (8,), "threat_model": "label_free", "suite": "demo-v2",
               "device": "cpu", "threads": 1, **imagenet}  # fmt: skip
     from_directory = robdml.evaluate(model, tmp_path / "images", image_size=64, **common)
     results = from_directory.card["results"]
@@ -131,6 +140,23 @@ def test_evaluate_a_resnet18_on_a_directory_of_224px_jpegs_and_the_same_from_a_d
     loader = DataLoader(TensorDataset(split["images"].float() / 255, split["labels"]), 4)
     from_loader = robdml.evaluate(model, loader, **common)
     assert from_loader.card["results"] == results
+
+
+def test_attack_crafts_on_its_own_copy_and_leaves_the_callers_model_as_it_was():
+    """The suite's CPU fast path folds batch norms and changes the layout of the model it
+    crafts with: never the caller's."""
+    model = glyph_cnn()
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    images, labels = toy_images(n_classes=3, per_class=4, size=16)
+    adversarial = robdml.attack(
+        model, images, labels, attack="random_target", suite="demo-v2", mean=[0.5], std=[0.25],
+        channels=1, device="cpu", threads=1,
+    )  # fmt: skip
+    assert adversarial.shape == images.shape and not torch.equal(adversarial, images)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 3
+    after = model.state_dict()
+    assert all(torch.equal(after[key], value) for key, value in before.items())
+    assert all(v.is_contiguous() for v in after.values())
 
 
 def write_factory(path, body: str) -> str:
@@ -213,7 +239,7 @@ def test_the_command_end_to_end_writes_the_card_and_an_attack(tmp_path, image_di
     factory = write_factory(tmp_path / "factory.py", example)
     command = [sys.executable, "-m", "robdml.cli"]
     assert "evaluate" in subprocess.run([*command, "--help"], capture_output=True, text=True).stdout
-    common = ["--model", factory, "--images", str(image_dir), "--suite", "demo-v1", "--threads",
+    common = ["--model", factory, "--images", str(image_dir), "--suite", "demo-v2", "--threads",
               "1", "--mean", "0.5", "0.5", "0.5", "--std", "0.25", "0.25", "0.25"]  # fmt: skip
     run = subprocess.run(
         [*command, "evaluate", *common, "--eps", "8", "--threat-model", "label_free",
@@ -222,7 +248,7 @@ def test_the_command_end_to_end_writes_the_card_and_an_attack(tmp_path, image_di
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
     card = json.loads((tmp_path / "card.json").read_text())
-    assert card["suite"] == "demo-v1" and card["model"]["defense"] == "factory"
+    assert card["suite"] == "demo-v2" and card["model"]["defense"] == "factory"
     assert (tmp_path / "card.md").read_text().startswith("# factory (test set, external, seed 0)")
     run = subprocess.run(
         [*command, "attack", *common, "--attack", "random_target", "--eps", "8",

@@ -448,7 +448,8 @@ def test_more_tsne_classes_than_test_classes_is_one_line(tmp_path):
 
 def test_each_device_command_carries_its_own_fast_path_section(demo):
     """The commands' fast-path options are the device's section, one option per key, and the
-    scripts' parser reads back exactly that section: `cpu` on CPU, `gpu` on cuda."""
+    scripts' parser reads back exactly that section: `cpu` on CPU, `gpu` on cuda; training
+    commands leave out what only crafting reads."""
     parser = argparse.ArgumentParser()
     add_fast_path_options(parser)
     paper = read_config()
@@ -456,6 +457,8 @@ def test_each_device_command_carries_its_own_fast_path_section(demo):
         options = fast_path_options(config).split()
         assert len(options) == len(section)
         assert fast_path_settings(parser.parse_args(options)) == section
+    training = fast_path_settings(parser.parse_args(fast_path_options(demo, False).split()))
+    assert training == {"channels_last": True}  # folding norms is crafting's: no retraining
 
 
 def test_class_pairs_with_an_odd_batch_is_one_line_before_any_training(schema, demo):

@@ -4,6 +4,7 @@ setting, aside). Forced on CPU (no GPU here), its
 channels_last layout and its autocast (CPU's) compute what the plain path does, up to rounding."""
 
 import contextlib
+import copy
 
 import pytest
 import torch
@@ -110,6 +111,31 @@ def test_channels_last_computes_what_the_plain_layout_computes(tmp_path, two_ste
     assert attacked(model, channels_last)["objective_adversarial"] == pytest.approx(
         plain["objective_adversarial"], abs=1e-3
     )
+
+
+def test_folding_batch_norm_crafts_with_the_same_function(tiny_spec):
+    """Each Conv2d -> BatchNorm2d pair of the small CNN becomes one convolution in the crafting
+    model (embeddings and input gradients equal to the plain model's up to rounding), and
+    the attack still raises its objective."""
+    torch.manual_seed(0)
+    (plain,) = build_members(tiny_spec, 1)
+    for norm in [m for m in plain.modules() if isinstance(m, torch.nn.BatchNorm2d)]:
+        norm.running_mean.uniform_(-1, 1), norm.running_var.uniform_(0.5, 2)  # not identity
+        norm.weight.data.uniform_(0.5, 2), norm.bias.data.uniform_(-1, 1)
+    plain.eval()
+    fast_path = configure_fast_path("cpu", {"fold_batch_norm": True})
+    folded = fast_path.crafting_model(copy.deepcopy(plain))
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules()) == 2
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    images = (toy_images()[0][:8] / 255).requires_grad_(True)
+    gradients = []
+    for net in (plain, folded):
+        embeddings = net(images)
+        gradients.append(torch.autograd.grad(embeddings[:, 0].sum(), images)[0])
+        torch.testing.assert_close(embeddings, plain(images), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(gradients[1], gradients[0], atol=1e-5, rtol=1e-4)
+    result = attacked(copy.deepcopy(plain), fast_path)
+    assert result["objective_adversarial"] > result["objective_clean"]
 
 
 def test_under_bf16_autocast_weights_proxies_and_embeddings_stay_fp32(two_step_spec):

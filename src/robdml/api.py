@@ -35,7 +35,7 @@ from robdml.robustness import attack_job
 from robdml.runtime import setup
 from robdml.sanity import sanity_table
 from robdml.specs import crafting_spec
-from robdml.suites import load_suite
+from robdml.suites import DEFAULT_SUITE, load_suite
 from robdml.test_set import as_test_set
 from robdml.threat_model import ThreatModel
 
@@ -78,7 +78,7 @@ def evaluate(
     *,
     eps_255=(8,),
     threat_model: str = "both",
-    suite: str = "standard-v1",
+    suite: str = DEFAULT_SUITE,
     mean: list[float] | None = None,
     std: list[float] | None = None,
     image_size: int | None = None,
@@ -126,7 +126,7 @@ def attack(
     *,
     attack: str = "cluster_mi",
     eps_255: float = 8,
-    suite: str = "standard-v1",
+    suite: str = DEFAULT_SUITE,
     mean: list[float] | None = None,
     std: list[float] | None = None,
     image_size: int | None = None,
@@ -147,7 +147,7 @@ def attack(
     (entry,) = crafting_spec(config, [attack], clean=False)["attacks"]
     spec = entry["spec"]
     (result,) = attack_each_eps(
-        wrapped, split["images"], split["labels"], spec, [float(eps_255)],
+        copy.deepcopy(wrapped), split["images"], split["labels"], spec, [float(eps_255)],
         spec["attacker_seed"], spec["batch_size"], device, fast_path,
     )  # fmt: skip
     return result["images"]

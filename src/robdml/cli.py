@@ -14,7 +14,7 @@ from pathlib import Path
 from robdml.factory import split_factory
 from robdml.io import UnreadableFileError, atomic_write, torch_save
 from robdml.models.external import ExternalModelError, build_external
-from robdml.suites import SUITES, UnknownSuiteError
+from robdml.suites import DEFAULT_SUITE, FROZEN, SUITES, UnknownSuiteError
 from robdml.test_set import TestSetError
 from robdml.threat_model import ThreatModel
 
@@ -34,7 +34,7 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--channels", type=int, default=3, help="3: RGB, 1: grey")
         command.add_argument("--mean", type=float, nargs="+", help="per-channel input mean")
         command.add_argument("--std", type=float, nargs="+", help="per-channel input std")
-        command.add_argument("--suite", default="standard-v1", choices=list(SUITES))
+        command.add_argument("--suite", default=DEFAULT_SUITE, choices=[*SUITES, *FROZEN])
         command.add_argument("--device", help="cpu or cuda (default: cuda where there is one)")
         command.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
         command.add_argument("--out", required=True, help="output file")

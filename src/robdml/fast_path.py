@@ -9,12 +9,15 @@ and persistent workers in the training loader, and the whole uint8 test set on t
 an attack runs. The first three can change results beyond noise, so the config's `gpu`
 section switches each (docs/performance.md "GPU fast path"); the rest only move data sooner.
 
-On CPU only channels_last can be on (`cpu.channels_last`: the small CNN's max-pooling and
-convolutions run faster in that layout, docs/performance.md "GPU fast path"); it changes
-floating-point summation order, which training and attacks amplify like a change of data order
-does. Every other part is off on CPU, exactly: with channels_last off, the CPU path runs the
-same operations as without this module (tests/test_fast_path.py checks bit-identical
-results). Evaluation never uses it: it measures with the plain model.
+On CPU two settings can be on (the `cpu` section; docs/performance.md "GPU fast path"):
+`channels_last` (the small CNN's max-pooling and convolutions run faster in that layout) and
+`fold_batch_norm` (crafting only: each BatchNorm2d that follows a Conv2d in an nn.Sequential is
+folded into the convolution, torch's `fuse_conv_bn_eval`: the same function in eval mode, one
+layer fewer; the small CNN's attack passes take 0.7x the time). Both change floating-point
+rounding, which training and attacks amplify like a change of data order does. Every other
+part is off on CPU, exactly: with both off, the CPU path runs the same operations as without
+this module (tests/test_fast_path.py checks bit-identical results). Evaluation never uses it:
+it measures with the plain model.
 """
 
 import argparse
@@ -24,16 +27,19 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 log = logging.getLogger(__name__)
 
 GPU_DEFAULTS = {"autocast_bf16": True, "channels_last": True, "cudnn_benchmark": True}
+CPU_SETTINGS = ("channels_last", "fold_batch_norm")  # off unless the `cpu` section says on
+SETTINGS = (*GPU_DEFAULTS, "fold_batch_norm")
 
 
 def add_fast_path_options(parser: argparse.ArgumentParser) -> None:
     """`--autocast-bf16` / `--no-autocast-bf16` and so on, one per setting (absent: the
     device's default); the workflow passes the config's `gpu` or `cpu` section this way."""
-    for key in GPU_DEFAULTS:
+    for key in SETTINGS:
         parser.add_argument(
             f"--{key.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=None
         )
@@ -41,7 +47,7 @@ def add_fast_path_options(parser: argparse.ArgumentParser) -> None:
 
 def fast_path_settings(args: argparse.Namespace) -> dict:
     """The settings given by `add_fast_path_options`' options, for `configure_fast_path`."""
-    return {key: getattr(args, key) for key in GPU_DEFAULTS if getattr(args, key) is not None}
+    return {key: getattr(args, key) for key in SETTINGS if getattr(args, key) is not None}
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,7 @@ class FastPath:
     autocast_bf16: bool = False
     channels_last: bool = False
     cudnn_benchmark: bool = False
+    fold_batch_norm: bool = False
 
     @property
     def on_gpu(self) -> bool:
@@ -68,6 +75,15 @@ class FastPath:
         """The model on the device, with channels_last convolution weights where that is on."""
         model = model.to(self.device)
         return model.to(memory_format=torch.channels_last) if self.channels_last else model
+
+    def crafting_model(self, model: nn.Module) -> nn.Module:
+        """`model`, changed in place into what attacks craft with: eval mode, its batch norms
+        folded into their convolutions where that is on, prepared (attack jobs measure with
+        another copy)."""
+        model.eval()
+        if self.fold_batch_norm:
+            fold_batch_norms(model)
+        return self.prepare_model(model)
 
     def batch(self, images: torch.Tensor) -> torch.Tensor:
         """A batch of images on the device (asynchronously from pinned memory on cuda), in
@@ -89,15 +105,28 @@ class FastPath:
 
 def configure_fast_path(device: torch.device | str, settings: dict | None = None) -> FastPath:
     """The fast path for `device`: on cuda, `settings` (the config's `gpu` section: autocast_bf16,
-    channels_last, cudnn_benchmark; None: all on) and cuDNN's autotuner set to match (a
-    process-wide switch); on CPU, channels_last from `settings` (the `cpu` section; None: off)
-    and nothing else; on any other device, all off. Nothing process-wide is set off cuda."""
+    channels_last, cudnn_benchmark; None: all on; fold_batch_norm off unless given) and cuDNN's
+    autotuner set to match (a process-wide switch); on CPU, channels_last and fold_batch_norm
+    from `settings` (the `cpu` section; None: off) and nothing else; on any other device, all
+    off. Nothing process-wide is set off cuda."""
     device = torch.device(device)
     if device.type == "cpu":
-        return FastPath(device, channels_last=bool((settings or {}).get("channels_last")))
+        return FastPath(device, **{key: bool((settings or {}).get(key)) for key in CPU_SETTINGS})
     if device.type != "cuda":
         return FastPath(device)
     fast_path = FastPath(device, **{**GPU_DEFAULTS, **(settings or {})})
     torch.backends.cudnn.benchmark = fast_path.cudnn_benchmark
     log.info("GPU fast path: %s", {k: v for k, v in asdict(fast_path).items() if k != "device"})
     return fast_path
+
+
+def fold_batch_norms(model: nn.Module) -> None:
+    """Fold, in place, every BatchNorm2d that directly follows a Conv2d in an nn.Sequential into
+    that convolution (eval mode: the same affine map, up to rounding); the norm's place holds an
+    nn.Identity. Norms elsewhere (torchvision's residual blocks call theirs by name) stay."""
+    for sequence in [module for module in model.modules() if isinstance(module, nn.Sequential)]:
+        for index in range(len(sequence) - 1):
+            conv, norm = sequence[index], sequence[index + 1]
+            if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+                sequence[index] = fuse_conv_bn_eval(conv, norm)
+                sequence[index + 1] = nn.Identity()

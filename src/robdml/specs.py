@@ -62,12 +62,19 @@ def attack_spec(config: dict, attack: str) -> dict:
     }
 
 
-def fast_path_options(config: dict) -> str:
-    """The train and attack commands' fast-path options: one `--<key>` / `--no-<key>` per key
-    of the config's `gpu` section on cuda, `cpu` section on CPU (robdml.fast_path parses them)."""
+CRAFTING_ONLY = ("fold_batch_norm",)  # fast-path settings that training never reads
+
+
+def fast_path_options(config: dict, crafting: bool = True) -> str:
+    """The attack commands' fast-path options (train commands': `crafting` False, without the
+    settings only crafting reads, so changing one reruns no training): one `--<key>` /
+    `--no-<key>` per key of the config's `gpu` section on cuda, `cpu` section on CPU
+    (robdml.fast_path parses them)."""
     section = config["gpu"] if config["device"] == "cuda" else config["cpu"]
     flags = [
-        f"--{'' if on else 'no-'}{key.replace('_', '-')}" for key, on in sorted(section.items())
+        f"--{'' if on else 'no-'}{key.replace('_', '-')}"
+        for key, on in sorted(section.items())
+        if crafting or key not in CRAFTING_ONLY
     ]
     return " ".join(flags)
 

@@ -38,7 +38,7 @@ rule train:
         ),
         checkpoint=f"{MODEL}/checkpoint.pt",
         device=config["device"],
-        fast_path=fast_path_options(config),
+        fast_path=fast_path_options(config, crafting=False),
         # derived from the input, so not a params rerun trigger; empty without weights
         weights=lambda w, input: (
             f" --weights {shlex.quote(str(input.weights))}" if input.weights else ""

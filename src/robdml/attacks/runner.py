@@ -60,7 +60,7 @@ def attack_each_eps(
     """
     fast_path = fast_path or configure_fast_path(device)
     attack = build_attack(params)
-    model = fast_path.prepare_model(model).eval()
+    model = fast_path.crafting_model(model)
     attacked = perturbed_mask(len(images), params["perturbed_fraction"], seed)
     crafting = Crafting(model, attack, images, attacked, params, batch_size, fast_path)
     clean = embed(model, crafting.resident, batch_size, device)
