@@ -14,8 +14,9 @@ NO_SLURM = Path(__file__).parent / "no_slurm"
 def pytest_collection_finish(session):
     """A run without `slurm` tests plans as a machine without SLURM does: its snakemake
     commands (the benchmarks' too) find tests/no_slurm's `scontrol`, which answers at once.
-    Snakemake's SLURM plugin asks `scontrol show config` at every start, 9 s where a client is
-    installed and no controller answers (after .ci/stop-slurm.sh, say): 40 % of the suite."""
+    Snakemake's SLURM plugin asks `scontrol show config` at every start: 9 s where a client is
+    installed and no controller answers (after .ci/stop-slurm.sh, say), for each of the
+    suite's many snakemake commands."""
     if not any(item.get_closest_marker("slurm") for item in session.items):
         os.environ["PATH"] = os.pathsep.join([str(NO_SLURM), os.environ.get("PATH", "")])
 

@@ -175,14 +175,19 @@ def relu_output_of(module: nn.Module, model: nn.Module, images: torch.Tensor) ->
 
 def test_features_are_taken_before_the_relu():
     """Pre-activation features take negative values, and their ReLU is what the network
-    passes on: the small CNN's BatchNorm output, a ResNet block's sum out + identity, a
-    GoogLeNet inception module's concatenated branches."""
+    passes on: the small CNN's BatchNorm output (pooled first: pooling commutes with the
+    ReLU), a ResNet block's sum out + identity, a GoogLeNet inception module's concatenated
+    branches."""
     small = toy_step(1).members[0].eval()
     images = toy_batch()[0]
     with torch.no_grad():
         features = layer_features(small, images, 0)
     assert features.min() < 0
-    assert torch.allclose(features.relu(), relu_output_of(small.trunk[2], small, images))
+    norm, pool, relu = small.trunk[1:4]
+    assert isinstance(norm, torch.nn.BatchNorm2d) and isinstance(relu, torch.nn.ReLU)
+    pre_activation = features.view(len(images), norm.num_features, *images.shape[2:])
+    passed_on = pool(pre_activation).relu().flatten(start_dim=1)
+    assert torch.allclose(passed_on, relu_output_of(relu, small, images))
 
     dataset = {**TINY_DATASET, "image_size": 32}
     images = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
