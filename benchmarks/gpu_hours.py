@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 from collections import defaultdict
+from fractions import Fraction
 from pathlib import Path
 
 import yaml
@@ -158,7 +159,9 @@ def summarize(config: dict, jobs: list[dict], by: str = "defense") -> dict[str, 
         key = job_kind(job) if by == "job" else job["wildcards"].get("defense", SHARED)
         row = rows[key]
         work = job_work(config, job)
-        hours = attempts(config, job, work) * job["resources"].get("runtime", 0) / 60
+        # exact (whole minutes): a float sum's last bit, which follows the dry run's job
+        # order, would decide how a total such as 19,785.75 rounds
+        hours = Fraction(attempts(config, job, work) * job["resources"].get("runtime", 0), 60)
         gpus = job["resources"].get("gpu", 0)
         row["jobs"] += 1
         row["job_hours"] += hours
@@ -179,8 +182,8 @@ HEADER = "jobs | GPU jobs | requested GPU-hours | expected GPU-hours | job-hours
 
 def cells(row: dict) -> str:
     return (
-        f"{row['jobs']:,} | {row['gpu_jobs']:,} | {row['gpu_hours']:,.1f} "
-        f"| {row['expected_gpu_hours']:,.1f} | {row['job_hours']:,.1f} |"
+        f"{row['jobs']:,} | {row['gpu_jobs']:,} | {float(row['gpu_hours']):,.1f} "
+        f"| {row['expected_gpu_hours']:,.1f} | {float(row['job_hours']):,.1f} |"
     )
 
 
@@ -199,10 +202,10 @@ def table(rows: dict[str, dict], defenses: list[str], by: str = "defense") -> st
 def result_line(rows: dict[str, dict]) -> str:
     grid = total(rows)
     return (
-        f"RESULT total_gpu_hours={grid['gpu_hours']:.1f} "
+        f"RESULT total_gpu_hours={float(grid['gpu_hours']):.1f} "
         f"expected_gpu_hours={grid['expected_gpu_hours']:.1f} "
         f"startup_gpu_hours={grid['startup_gpu_hours']:.1f} jobs={grid['jobs']} "
-        f"gpu_jobs={grid['gpu_jobs']} job_hours={grid['job_hours']:.1f}"
+        f"gpu_jobs={grid['gpu_jobs']} job_hours={float(grid['job_hours']):.1f}"
     )
 
 
@@ -231,7 +234,7 @@ def all_configs() -> None:
     for key, (label, _) in runs.items():
         print(f"| {label} | {cells(totals[key])}")
     pairs = (
-        f"{key}={row['gpu_hours']:.1f}/{row['expected_gpu_hours']:.1f}"
+        f"{key}={float(row['gpu_hours']):.1f}/{row['expected_gpu_hours']:.1f}"
         for key, row in totals.items()
     )
     print("RESULT requested/expected_gpu_hours " + " ".join(pairs))
