@@ -1,7 +1,8 @@
 """The GPU fast path (robdml.fast_path) is exactly off on CPU: a CPU job's results are
-bit-identical whatever the config's `gpu` section says (channels_last, the `cpu` section's one
-setting, aside). Forced on CPU (no GPU here), its
-channels_last layout and its autocast (CPU's) compute what the plain path does, up to rounding."""
+bit-identical whatever the config's `gpu` section says (the `cpu` section's settings,
+channels_last and fold_batch_norm, aside). Forced on CPU (no GPU here), its channels_last
+layout and its autocast (CPU's), and the CPU's batch-norm folding, compute what the plain path
+does, up to rounding."""
 
 import contextlib
 import copy
