@@ -72,6 +72,11 @@ def suite_units(config: dict, path: str) -> dict[tuple[str, float], dict]:
     return units
 
 
+def keyed(units: dict, cpu: dict) -> dict:
+    """(name, eps, spec hash, CPU fast-path hash) -> (attack spec, CPU fast-path settings)."""
+    return {(name, eps, spec_hash(p), spec_hash(cpu)): (p, cpu) for (name, eps), p in units.items()}
+
+
 def measure(model, model_spec, split, params, eps, evaluation, fast_path) -> dict:
     """One attack at one eps under a CPU fast path: seconds crafting, passes per image, and the
     set's metrics (measured with the plain model, as attack jobs measure)."""
@@ -127,33 +132,20 @@ def main() -> None:
     for path in args.models:
         defense = path.split("/")[-3]
         model, model_spec = load_model(path, device)
-        ours, theirs = suite_units(config, path), suite_units(baseline, path)
-        measured = {}
         # a unit is (name, eps, spec, CPU fast path): one name may have another spec, or be
-        # crafted on another fast path, in the baseline
-        units = {}
-        for listed, cpu in (
-            (theirs, baseline["cpu"]),
-            (ours, config["cpu"]),
-            (extra, config["cpu"]),
-        ):
-            units |= {
-                (name, eps, spec_hash(p), spec_hash(cpu)): (p, cpu)
-                for (name, eps), p in listed.items()
-            }
-        for (name, eps, spec, cpu), (params, settings) in units.items():
-            if (spec, cpu, eps) not in measured:
+        # crafted on another fast path, in the baseline; a set is (eps, spec, fast path)
+        ours = keyed(suite_units(config, path), config["cpu"])
+        theirs = keyed(suite_units(baseline, path), baseline["cpu"])
+        measured = {}
+        for unit, (params, settings) in (theirs | ours | keyed(extra, config["cpu"])).items():
+            name, eps = unit[:2]
+            if unit[1:] not in measured:
                 fast_path = configure_fast_path(device, settings)
-                measured[spec, cpu, eps] = measure(
+                measured[unit[1:]] = measure(
                     model, model_spec, split, params, eps, evaluation, fast_path
                 )
-            row = {"model": defense, "attack": name, "eps": eps, **measured[spec, cpu, eps]}
-            row |= {
-                "in_config": (name, eps) in ours
-                and (spec_hash(ours[name, eps]), spec_hash(config["cpu"])) == (spec, cpu),
-                "in_baseline": (name, eps) in theirs
-                and (spec_hash(theirs[name, eps]), spec_hash(baseline["cpu"])) == (spec, cpu),
-            }
+            row = {"model": defense, "attack": name, "eps": eps, **measured[unit[1:]]}
+            row |= {"in_config": unit in ours, "in_baseline": unit in theirs}
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)  # progress; the report is stdout
         frame = pd.DataFrame([row for row in rows if row["model"] == defense])
